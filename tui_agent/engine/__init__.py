@@ -1,0 +1,1 @@
+"""The resident model: load once, render chat templates, stream tokens, report statistics."""

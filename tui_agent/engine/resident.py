@@ -1,0 +1,234 @@
+"""The one resident model of the process.
+
+Loading a GGUF is the slowest thing llamachat does, and the KV cache it holds is what makes
+follow-up turns fast, so the model is loaded once and every session and prompt reuses it. Only the
+agent worker thread may call into the ``Llama`` object: it is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tui_agent.config import ModelConfig
+from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
+from tui_agent.errors import CorruptModelError, ModelError, UnsupportedModelError
+from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, ignore_event
+from tui_agent.models.gguf import GGUFInfo, read_gguf
+from tui_agent.models.memory import check_fits
+
+# Used when neither the GGUF nor the config has a chat template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n'"
+    " + (message['content'] or '') + '<|im_end|>' + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything that decides whether a loaded model can be reused as is."""
+
+    path: Path
+    n_ctx: int
+    n_threads: int
+    n_batch: int
+    flash_attn: bool
+    n_gpu_layers: int
+
+    @classmethod
+    def from_config(cls, path: Path, config: ModelConfig) -> LoadSettings:
+        # Pass the thread count explicitly: llama.cpp's default is half the cores.
+        threads = config.n_threads or os.cpu_count() or 1
+        return cls(
+            path, config.n_ctx, threads, config.n_batch, config.flash_attn, config.n_gpu_layers
+        )
+
+
+@dataclass(frozen=True)
+class ResourceStats:
+    rss_bytes: int
+    model_file_bytes: int
+    n_ctx: int
+    tokens_processed: int
+    tokens_generated: int
+    avg_generation_tok_s: float
+    active_sessions: int
+    load_seconds: float
+
+
+class ResidentModel:
+    """A loaded model plus the numbers a status bar or `models check` shows."""
+
+    def __init__(self, settings: LoadSettings, info: GGUFInfo, llama: Any, load_seconds: float,
+                 chat_template: str, template_source: str) -> None:  # fmt: skip
+        self.settings = settings
+        self.info = info
+        self.llama = llama
+        self.load_seconds = load_seconds
+        self.chat_template = chat_template
+        self.template_source = template_source
+        self.tokens_processed = 0
+        self.tokens_generated = 0
+        self.generation_seconds = 0.0
+        self.active_sessions: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def record_turn(self, prompt_tokens: int, generated: int, generation_seconds: float) -> None:
+        self.tokens_processed += prompt_tokens
+        self.tokens_generated += generated
+        self.generation_seconds += generation_seconds
+
+    def stats(self) -> ResourceStats:
+        rate = self.tokens_generated / self.generation_seconds if self.generation_seconds else 0.0
+        return ResourceStats(
+            rss_bytes=current_rss(),
+            model_file_bytes=self.info.file_size,
+            n_ctx=self.settings.n_ctx,
+            tokens_processed=self.tokens_processed,
+            tokens_generated=self.tokens_generated,
+            avg_generation_tok_s=rate,
+            active_sessions=len(self.active_sessions),
+            load_seconds=self.load_seconds,
+        )
+
+    def close(self) -> None:
+        close = getattr(self.llama, "close", None)
+        if close is not None:
+            close()
+
+
+_lock = threading.Lock()
+_resident: dict[str, Any] = {"model": None, "loads": 0}
+
+
+def load_count() -> int:
+    """How many times this process has loaded a model (tests assert it stays at one)."""
+    return int(_resident["loads"])
+
+
+def get_resident_model(
+    path: Path, config: ModelConfig, on_event: EventSink = ignore_event
+) -> ResidentModel:
+    """The resident model for these settings: the loaded one when they match, else a fresh load.
+
+    Loading another model frees the previous one first, so two never sit in memory together.
+    """
+    settings = LoadSettings.from_config(path, config)
+    with _lock:
+        current: ResidentModel | None = _resident["model"]
+        if current is not None and current.settings == settings:
+            return current
+        if current is not None:
+            current.close()
+            _resident["model"] = None
+        model = _load(settings, config.chat_template, on_event)
+        _resident["model"] = model
+        _resident["loads"] += 1
+        return model
+
+
+def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -> ResidentModel:
+    info = read_gguf(settings.path)
+    check_fits(info, settings.n_ctx, settings.n_batch)
+    install_log_router()
+    import llama_cpp
+
+    on_event(ModelLoadProgress(info.name, 0.0))
+    mark = log_mark()
+    started = time.perf_counter()
+    try:
+        with _load_progress(lambda fraction: on_event(ModelLoadProgress(info.name, fraction))):
+            llama = llama_cpp.Llama(
+                model_path=str(settings.path),
+                n_ctx=settings.n_ctx,
+                n_batch=settings.n_batch,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads,
+                flash_attn=settings.flash_attn,
+                n_gpu_layers=settings.n_gpu_layers,
+                verbose=False,
+            )
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise _load_error(info, recent_log(mark)) from exc
+    seconds = time.perf_counter() - started
+    if template_override:
+        template, source = template_override, "config ([model] chat_template)"
+    elif info.chat_template:
+        template, source = info.chat_template, "GGUF (tokenizer.chat_template)"
+    else:
+        template, source = CHATML_TEMPLATE, "built-in ChatML (the GGUF has none)"
+    on_event(ModelLoadProgress(info.name, 1.0))
+    on_event(ModelLoaded(info.name, str(settings.path), seconds, settings.n_ctx, source))
+    return ResidentModel(settings, info, llama, seconds, template, source)
+
+
+@contextlib.contextmanager
+def _load_progress(report: Any) -> Iterator[None]:
+    """Report llama.cpp's load progress (0..1) while a Llama is constructed.
+
+    llama-cpp-python builds the model params inside ``Llama.__init__`` and offers no progress
+    hook, so the params factory it calls is wrapped for the duration of the load to set
+    llama.cpp's own ``progress_callback``. Only the loading thread is inside this block.
+    """
+    import importlib
+
+    # The module llama_cpp.llama calls the factory through, looked up at call time.
+    cpp: Any = importlib.import_module("llama_cpp.llama_cpp")
+    original = cpp.llama_model_default_params
+    last = [-1.0]
+
+    @cpp.llama_progress_callback  # type: ignore[untyped-decorator]
+    def _progress(fraction: float, user_data: Any) -> bool:
+        if fraction - last[0] >= 0.05 and fraction < 1.0:
+            last[0] = fraction
+            report(float(fraction))
+        return True
+
+    def _params_with_progress() -> Any:
+        params = original()
+        params.progress_callback = _progress
+        return params
+
+    cpp.llama_model_default_params = _params_with_progress
+    try:
+        yield
+    finally:
+        cpp.llama_model_default_params = original
+
+
+def _load_error(info: GGUFInfo, log_lines: list[str]) -> ModelError:
+    text = "".join(log_lines)
+    if "unknown model architecture" in text:
+        return UnsupportedModelError(
+            f"{info.path}: llama.cpp does not support the model architecture {info.architecture!r}",
+            "pick a model with a supported architecture (llama, qwen2, phi3, gemma, mistral, …)"
+            " or upgrade llama-cpp-python",
+        )
+    detail = next(
+        (line.strip() for line in reversed(log_lines) if "error" in line.lower()), "no detail"
+    )
+    return CorruptModelError(
+        f"{info.path}: llama.cpp could not load the model ({detail})",
+        "download the file again, or check it with `llamachat models check PATH`",
+    )
+
+
+def current_rss() -> int:
+    """Resident set size of this process in bytes."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

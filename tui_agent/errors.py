@@ -1,0 +1,58 @@
+"""Errors a user can act on.
+
+Every failure that reaches the user is a ``LlamachatError``: one line that says what is wrong,
+plus a hint that says how to fix it. The CLI prints both and exits non-zero; the UI shows them as
+notifications. Anything else is a bug and keeps its traceback (shown with ``--debug``).
+"""
+
+from __future__ import annotations
+
+
+class LlamachatError(Exception):
+    """A failure with a message for the user and a hint on how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(LlamachatError):
+    """The config file is unreadable, malformed or holds a bad value."""
+
+    exit_code = 2
+
+
+class ModelError(LlamachatError):
+    """A model cannot be found, read or loaded."""
+
+    exit_code = 3
+
+
+class ModelNotFoundError(ModelError):
+    """The model file, preset, repo or repo file does not exist."""
+
+
+class NotAGGUFError(ModelError):
+    """The file exists but is not a GGUF file (wrong magic bytes)."""
+
+
+class CorruptModelError(ModelError):
+    """The GGUF header is truncated or inconsistent."""
+
+
+class NotEnoughMemoryError(ModelError):
+    """The estimated memory for the model and its context exceeds what is available."""
+
+
+class OfflineError(ModelError):
+    """The model is not in the local cache and the network may not be used."""
+
+
+class UnsupportedModelError(ModelError):
+    """llama.cpp cannot run this model (for example an unknown architecture)."""
