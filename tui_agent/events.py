@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,144 @@ class ModelLoaded:
     chat_template: str
 
 
-Event = DownloadProgress | ModelLoadProgress | ModelLoaded
+@dataclass(frozen=True)
+class IterationStart:
+    """One model call of the agent loop begins (max_iterations 0 means unlimited)."""
+
+    iteration: int
+    max_iterations: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """Reply text as it streams. Tool-call markup is never sent as text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolStart:
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PermissionRequest:
+    """A dangerous tool call waits for the user; answer with the worker's reply_permission."""
+
+    request_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    reason: str
+    rule: str
+    diff: str = ""
+
+
+@dataclass(frozen=True)
+class PermissionResult:
+    """How a tool call was decided; scope is once | session | always | rule | headless."""
+
+    call_id: str
+    tool: str
+    allowed: bool
+    scope: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    name: str
+    success: bool
+    output: str
+    denied: bool = False
+
+
+@dataclass(frozen=True)
+class ContextCompacted:
+    messages_before: int
+    messages_after: int
+    prompt_tokens: int
+    context_size: int
+    summary: str
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class TurnStatistics:
+    """The trace of one model call: what was reused from the KV cache, how fast it streamed."""
+
+    iteration: int
+    prompt_tokens: int
+    cached_tokens: int
+    generated_tokens: int
+    time_to_first_token: float
+    tokens_per_second: float
+    seconds: float
+
+    @property
+    def evaluated_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_tokens
+
+
+CompletionReason = Literal[
+    "done", "max_iterations", "end_of_sequence", "cancelled", "repeated_tool_call", "error"
+]
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The prompt is finished.
+
+    done: the model answered; max_iterations: the loop hit its limit; end_of_sequence: the reply
+    was cut at max_tokens_per_completion or the end of the context; cancelled: the user stopped
+    it; repeated_tool_call: the model kept repeating one call; error: see the Error event before.
+    """
+
+    reason: CompletionReason
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Error:
+    message: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that is not an error (e.g. a tool server restarted)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class SessionChanged:
+    """The worker now runs this conversation (a new one, or one resumed from history)."""
+
+    conversation_id: str
+    resumed: bool
+
+
+Event = (
+    DownloadProgress
+    | ModelLoadProgress
+    | ModelLoaded
+    | IterationStart
+    | TextDelta
+    | ToolStart
+    | PermissionRequest
+    | PermissionResult
+    | ToolResult
+    | ContextCompacted
+    | TurnStatistics
+    | Completed
+    | Error
+    | Notice
+    | SessionChanged
+)
 EventSink = Callable[[Event], None]
 
 

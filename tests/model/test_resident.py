@@ -134,3 +134,13 @@ def test_cli_not_enough_memory(tmp_path: Path) -> None:
         and "not enough memory" in result.stderr
         and "available" in result.stderr
     )
+
+
+def test_a_replaced_model_fails_cleanly_instead_of_crashing(demo_gguf: Path) -> None:
+    from tui_agent.errors import ModelError
+
+    old = resident.get_resident_model(demo_gguf, CONFIG)
+    resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=768, n_threads=2))
+    with pytest.raises(ModelError, match="was unloaded"):
+        generate(old, "hello")
+    resident.get_resident_model(demo_gguf, CONFIG)

@@ -20,7 +20,9 @@ class ChatRenderer:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.template = template
-        self._formatter: Any = Jinja2ChatFormatter(template, eos_token=eos_token, bos_token=bos_token)
+        self._formatter: Any = Jinja2ChatFormatter(
+            template, eos_token=eos_token, bos_token=bos_token
+        )
         self._bos = bos_token
         fixed = dt.datetime.combine(today or dt.date.today(), dt.time(0, 0))
         self._formatter.strftime_now = fixed.strftime  # type: ignore[method-assign, assignment]

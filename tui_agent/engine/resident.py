@@ -7,6 +7,7 @@ agent worker thread may call into the ``Llama`` object: it is not thread-safe.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import threading
@@ -70,7 +71,7 @@ class ResidentModel:
                  chat_template: str, template_source: str) -> None:  # fmt: skip
         self.settings = settings
         self.info = info
-        self.llama = llama
+        self._llama: Any = llama
         self.load_seconds = load_seconds
         self.chat_template = chat_template
         self.template_source = template_source
@@ -82,6 +83,16 @@ class ResidentModel:
     @property
     def name(self) -> str:
         return self.info.name
+
+    @property
+    def llama(self) -> Any:
+        # A freed llama.cpp model crashes the process when touched: fail with a message instead.
+        if self._llama is None:
+            raise ModelError(
+                f"{self.name} was unloaded (another model replaced it)",
+                "start a new session so it uses the model that is loaded now",
+            )
+        return self._llama
 
     def record_turn(self, prompt_tokens: int, generated: int, generation_seconds: float) -> None:
         self.tokens_processed += prompt_tokens
@@ -102,7 +113,8 @@ class ResidentModel:
         )
 
     def close(self) -> None:
-        close = getattr(self.llama, "close", None)
+        llama, self._llama = self._llama, None
+        close = getattr(llama, "close", None)
         if close is not None:
             close()
 
@@ -132,9 +144,20 @@ def get_resident_model(
             current.close()
             _resident["model"] = None
         model = _load(settings, config.chat_template, on_event)
+        if _resident["loads"] == 0:
+            # Free llama.cpp before interpreter teardown; Llama.__del__ fails noisily after it.
+            atexit.register(unload_resident_model)
         _resident["model"] = model
         _resident["loads"] += 1
         return model
+
+
+def unload_resident_model() -> None:
+    with _lock:
+        current: ResidentModel | None = _resident["model"]
+        _resident["model"] = None
+    if current is not None:
+        current.close()
 
 
 def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -> ResidentModel:

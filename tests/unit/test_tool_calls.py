@@ -1,0 +1,193 @@
+"""Tool-call parsing: golden outputs per model family, and arbitrary output never raises."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tui_agent.agent.tool_calls import (
+    MalformedCall,
+    ParsedCall,
+    ReplySplitter,
+    detect_family,
+    parse_reply,
+)
+
+GOLDEN = [
+    # Hermes / Qwen 2.5
+    (
+        '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.txt"}}\n</tool_call>',
+        "",
+        [ParsedCall("read_file", {"path": "a.txt"})],
+    ),
+    (
+        'I will look.\n<tool_call>\n{"name": "ls", "arguments": {}}\n</tool_call>\n<tool_call>\n{"name": "pwd", "arguments": {}}\n</tool_call>',
+        "I will look.",
+        [ParsedCall("ls", {}), ParsedCall("pwd", {})],
+    ),
+    (
+        '<tool_call>{"name": "x", "arguments": "{\\"a\\": 1}"}</tool_call>',
+        "",
+        [ParsedCall("x", {"a": 1})],
+    ),
+    (
+        '<tool_call>{"name": "x", "arguments": {"a": 1}}',
+        "",
+        [ParsedCall("x", {"a": 1})],
+    ),  # unclosed
+    (
+        '<tool_call>```json\n{"name": "x", "arguments": {}}\n```</tool_call>',
+        "",
+        [ParsedCall("x", {})],
+    ),
+    # Qwen3-Coder XML style
+    (
+        "<tool_call>\n<function=write_file>\n<parameter=path>\nsrc/a.py\n</parameter>\n<parameter=content>\nprint(1)\n</parameter>\n</function>\n</tool_call>",
+        "",
+        [ParsedCall("write_file", {"path": "src/a.py", "content": "print(1)"})],
+    ),
+    (
+        "<function=grep>\n<parameter=pattern>\nTODO\n</parameter>\n<parameter=max>\n5\n</parameter>\n</function>",
+        "",
+        [ParsedCall("grep", {"pattern": "TODO", "max": 5})],
+    ),
+    # Llama 3.x
+    (
+        '<|python_tag|>{"name": "get_time", "parameters": {"tz": "UTC"}}',
+        "",
+        [ParsedCall("get_time", {"tz": "UTC"})],
+    ),
+    (
+        '{"name": "get_time", "parameters": {"tz": "UTC"}}',
+        "",
+        [ParsedCall("get_time", {"tz": "UTC"})],
+    ),
+    (
+        '<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {}}',
+        "",
+        [ParsedCall("a", {}), ParsedCall("b", {})],
+    ),
+    # Mistral
+    (
+        '[TOOL_CALLS][{"name": "search", "arguments": {"q": "llama"}}]',
+        "",
+        [ParsedCall("search", {"q": "llama"})],
+    ),
+    ('[TOOL_CALLS]search[ARGS]{"q": "llama"}', "", [ParsedCall("search", {"q": "llama"})]),
+    (
+        'Sure.[TOOL_CALLS]a[ARGS]{"x": 1}[TOOL_CALLS]b[ARGS]{}',
+        "Sure.",
+        [ParsedCall("a", {"x": 1}), ParsedCall("b", {})],
+    ),
+    # Plain JSON fallback, OpenAI shape, lists, fences
+    ('{"name": "t", "arguments": {"n": 2}}', "", [ParsedCall("t", {"n": 2})]),
+    (
+        '[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {}}]',
+        "",
+        [ParsedCall("a", {}), ParsedCall("b", {})],
+    ),
+    ('```json\n{"name": "t", "arguments": {}}\n```', "", [ParsedCall("t", {})]),
+    ('{"function": {"name": "t", "arguments": "{}"}}', "", [ParsedCall("t", {})]),
+    # Not tool calls
+    ("Just an answer.", "Just an answer.", []),
+    ('{"answer": 42}', '{"answer": 42}', []),
+    ("Use `{name}` in templates.", "Use `{name}` in templates.", []),
+]
+
+
+@pytest.mark.parametrize(("output", "text", "calls"), GOLDEN)
+def test_golden(output: str, text: str, calls: list[ParsedCall]) -> None:
+    reply = parse_reply(output)
+    assert reply.text == text
+    assert reply.calls == calls
+
+
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        ('<tool_call>{"name": "x", "arguments": {a: 1}}</tool_call>', "invalid JSON"),
+        ("<tool_call>[1, 2]</tool_call>", "must be a JSON object"),
+        ('<tool_call>{"arguments": {}}</tool_call>', 'no "name"'),
+        (
+            '<tool_call>{"name": "x", "arguments": [1]}</tool_call>',
+            "arguments must be a JSON object",
+        ),
+        ('<tool_call>{"name": "x", "arguments": "not json"}</tool_call>', "not valid JSON"),
+        ("<tool_call></tool_call>", "empty tool call"),
+        ("[TOOL_CALLS]oops", "invalid JSON"),
+        ("<|python_tag|>print(1)", "invalid JSON"),
+    ],
+)
+def test_malformed_calls_become_errors(output: str, error: str) -> None:
+    reply = parse_reply(output)
+    assert len(reply.calls) >= 1
+    bad = reply.calls[-1]
+    assert isinstance(bad, MalformedCall) and error in bad.error
+
+
+def test_malformed_call_keeps_the_name_when_it_can() -> None:
+    bad = parse_reply('<tool_call>{"name": "read_file", "arguments": {path: 1}}</tool_call>').calls[
+        0
+    ]
+    assert isinstance(bad, MalformedCall) and bad.name == "read_file"
+
+
+@pytest.mark.parametrize(
+    ("template", "family"),
+    [
+        ("{% if tools %}<tool_call>{% endif %}", "hermes"),
+        ("<tool_call>\n<function=NAME>\n<parameter=x>", "qwen3_coder"),
+        ("[AVAILABLE_TOOLS][TOOL_CALLS]", "mistral"),
+        ("<|start_header_id|>ipython<|end_header_id|>", "llama3"),
+        ("{{ messages }}", "json"),
+    ],
+)
+def test_family_from_template(template: str, family: str) -> None:
+    assert detect_family(template) == family
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list('{}[]":,<>/=|_ abcnametoolcallTOOLCALLSARGSpythontagfunctionparameter\n01')
+        ),
+        max_size=200,
+    )
+)
+def test_arbitrary_output_never_raises(output: str) -> None:
+    reply = parse_reply(output)
+    assert isinstance(reply.text, str)
+    splitter = ReplySplitter()
+    for piece in (output[i : i + 3] for i in range(0, len(output), 3)):
+        splitter.feed(piece)
+    splitter.finish()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(max_size=300), st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=50)
+)
+def test_plain_text_streams_through_unchanged(text: str, sizes: list[int]) -> None:
+    """For replies without calls, what streams plus the rest at the end is exactly the reply."""
+    if parse_reply(text).calls:
+        return
+    splitter = ReplySplitter()
+    shown, position, index = "", 0, 0
+    while position < len(text):
+        size = sizes[index % len(sizes)]
+        shown += splitter.feed(text[position : position + size])
+        position, index = position + size, index + 1
+    _, rest = splitter.finish()
+    assert shown + rest == text or (shown + rest).strip() == text.strip()
+
+
+def test_marker_split_across_pieces_is_never_shown() -> None:
+    splitter = ReplySplitter()
+    shown = "".join(
+        splitter.feed(p)
+        for p in ["Hi <tool", "_ca", 'll>{"name": "x", "arguments": {}}</tool_call>']
+    )
+    reply, rest = splitter.finish()
+    assert shown == "Hi " and rest == "" and reply.calls == [ParsedCall("x", {})]

@@ -1,0 +1,1 @@
+"""The agent: conversation, tool-call parsing, the loop, compaction and the worker thread."""

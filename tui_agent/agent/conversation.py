@@ -1,0 +1,143 @@
+"""A conversation and how it is shown to a chat template.
+
+Messages are only ever appended (or replaced wholesale by compaction), so the rendered prompt only
+grows at its end and llama.cpp reuses the KV cache for everything before the new part.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tui_agent.tools.base import ToolCall, ToolSpec
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are llamachat, a helpful assistant running locally on the user's computer. "
+    "Answer clearly and concisely. Use the tools when they help; never invent tool results."
+)
+
+
+@dataclass
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str = ""
+    name: str = ""
+    # The reply was cut short by a cancel (or a crash); the text is what had streamed.
+    interrupted: bool = False
+
+
+@dataclass
+class Conversation:
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    messages: list[Message] = field(default_factory=list)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Summaries of compacted history, appended to the system prompt in order.
+    summaries: list[str] = field(default_factory=list)
+    tool_calls_made: int = 0
+
+    def append(self, message: Message) -> None:
+        self.messages.append(message)
+
+    def next_call_id(self) -> str:
+        # Counter ids keep the rendered prompt identical when it is rendered again.
+        self.tool_calls_made += 1
+        return f"call_{self.tool_calls_made}"
+
+    def system_text(self, tools: list[ToolSpec], describe_tools: bool) -> str:
+        text = self.system_prompt
+        if describe_tools and tools:
+            text += "\n\n" + describe_tools_for_prompt(tools)
+        for summary in self.summaries:
+            text += "\n\n## Summary of the earlier conversation\n" + summary
+        return text
+
+    def for_template(self, tools: list[ToolSpec], template_has_tools: bool) -> list[dict[str, Any]]:
+        """Messages as chat templates expect them (OpenAI shape).
+
+        Templates that know tools get structured ``tool_calls`` and ``tool`` messages. Others get
+        the calls written as the ``<tool_call>`` text the system prompt asks for, the results as
+        user messages, and consecutive messages of one role merged (some templates insist on
+        alternating roles).
+        """
+        rendered: list[dict[str, Any]] = [
+            {"role": "system", "content": self.system_text(tools, not template_has_tools)}
+        ]
+        for message in self.messages:
+            rendered.append(_message_for_template(message, template_has_tools))
+        return rendered if template_has_tools else _merge_same_roles(rendered)
+
+
+def _message_for_template(message: Message, template_has_tools: bool) -> dict[str, Any]:
+    if message.role == "assistant" and message.tool_calls:
+        if template_has_tools:
+            return {
+                "role": "assistant",
+                "content": message.content,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in message.tool_calls
+                ],
+            }
+        calls = "\n".join(
+            f"<tool_call>{json.dumps({'name': c.name, 'arguments': c.arguments}, ensure_ascii=False)}</tool_call>"
+            for c in message.tool_calls
+        )
+        return {"role": "assistant", "content": f"{message.content}\n{calls}".strip()}
+    if message.role == "tool":
+        if template_has_tools:
+            return {
+                "role": "tool",
+                "tool_call_id": message.tool_call_id,
+                "name": message.name,
+                "content": message.content,
+            }
+        return {
+            "role": "user",
+            "content": f"<tool_response name={message.name!r}>\n{message.content}\n</tool_response>",
+        }
+    return {"role": message.role, "content": message.content}
+
+
+def _merge_same_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged: list[dict[str, Any]] = []
+    for message in messages:
+        if merged and merged[-1]["role"] == message["role"] and message["role"] != "system":
+            merged[-1] = {
+                **merged[-1],
+                "content": f"{merged[-1]['content']}\n\n{message['content']}",
+            }
+        else:
+            merged.append(dict(message))
+    return merged
+
+
+def describe_tools_for_prompt(tools: list[ToolSpec]) -> str:
+    """Tool instructions for templates that cannot render tools themselves."""
+    lines = [
+        "# Tools",
+        "You can call these tools. To call one, reply with only:",
+        '<tool_call>{"name": "TOOL_NAME", "arguments": {...}}</tool_call>',
+        "The result comes back in a <tool_response> message. Available tools (JSON schemas):",
+    ]
+    for spec in tools:
+        lines.append(
+            json.dumps(
+                {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": spec.input_schema,
+                },
+                ensure_ascii=False,
+            )
+        )
+    return "\n".join(lines)

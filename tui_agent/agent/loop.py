@@ -1,0 +1,296 @@
+"""The agent loop: one user prompt in, streamed text and tool calls out, until the model answers.
+
+Each iteration renders the whole conversation with the model's chat template (the prompt only
+grows at its end, so the KV cache is reused), streams a completion, hides tool-call markup from
+the text stream, runs each call through the tool executor (the one entry point, where permissions
+are checked), appends the results and goes round again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tui_agent.agent.backend import ModelBackend
+from tui_agent.agent.compaction import compact_conversation
+from tui_agent.agent.conversation import Conversation, Message
+from tui_agent.agent.tool_calls import MalformedCall, ParsedCall, ReplySplitter
+from tui_agent.config import AgentConfig
+from tui_agent.engine.generation import Sampling, TurnStats
+from tui_agent.errors import LlamachatError
+from tui_agent.events import (
+    Completed,
+    Error,
+    EventSink,
+    IterationStart,
+    Notice,
+    PermissionRequest,
+    TextDelta,
+    ToolResult,
+    ToolStart,
+    TurnStatistics,
+)
+from tui_agent.tools.base import (
+    CallContext,
+    PermissionDecision,
+    ToolCall,
+    ToolExecutor,
+    ToolOutcome,
+    ToolSpec,
+    argument_errors,
+)
+
+# After this many identical calls in one prompt the call is refused; one more ends the prompt.
+REPEAT_LIMIT = 3
+_MIN_REPLY_TOKENS = 32
+
+
+def deny_all(request: PermissionRequest) -> PermissionDecision:
+    return PermissionDecision(False, "headless", "no one is there to approve it")
+
+
+@dataclass
+class LoopControl:
+    """How the outside world steers a running loop: cancel, and answer permission prompts."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    ask: Callable[[PermissionRequest], PermissionDecision] = deny_all
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+
+def sampling_from(config: AgentConfig) -> Sampling:
+    return Sampling(
+        temperature=config.temperature,
+        top_k=config.top_k,
+        top_p=config.top_p,
+        min_p=config.min_p,
+        repeat_penalty=config.repeat_penalty,
+        seed=config.seed,
+        max_tokens=config.max_tokens_per_completion,
+        stop=tuple(config.stop_sequences),
+    )
+
+
+class _Run:
+    """State of one prompt's run through the loop."""
+
+    def __init__(self, backend: ModelBackend, conversation: Conversation, tools: ToolExecutor,
+                 config: AgentConfig, emit: EventSink, control: LoopControl) -> None:  # fmt: skip
+        self.backend = backend
+        self.conversation = conversation
+        self.tools = tools
+        self.specs: list[ToolSpec] = tools.specs()
+        self.by_name = {s.name: s for s in self.specs}
+        self.config = config
+        self.emit = emit
+        self.control = control
+        self.repeats: dict[str, int] = {}
+        self.last_text = ""
+
+    def render(self) -> str:
+        messages = self.conversation.for_template(self.specs, self.backend.template_has_tools)
+        return self.backend.render(messages, self.specs)
+
+    def prompt_tokens(self) -> int:
+        return self.backend.count_tokens(self.render())
+
+    def fit_context(self) -> tuple[str, int] | None:
+        """The prompt to send and its size, compacting first when the context is filling up."""
+        prompt = self.render()
+        tokens = self.backend.count_tokens(prompt)
+        limit = self.config.compaction_threshold_pct * self.backend.n_ctx
+        if tokens > limit and self.config.auto_compact:
+            compacted = compact_conversation(
+                self.backend, self.conversation, self.config, self.emit,
+                self.control.cancelled, self.prompt_tokens,
+            )  # fmt: skip
+            if compacted:
+                prompt = self.render()
+                tokens = self.backend.count_tokens(prompt)
+        if tokens + _MIN_REPLY_TOKENS > self.backend.n_ctx:
+            self.emit(
+                Error(
+                    f"the conversation needs {tokens:,} tokens, more than the context of"
+                    f" {self.backend.n_ctx:,} allows, and compaction could not make room",
+                    "start a new session (/new), raise [model] n_ctx, or lower"
+                    " [agent] compaction_keep_recent",
+                )
+            )
+            return None
+        return prompt, tokens
+
+    def run(self, force_tools: list[ToolSpec] | None) -> Completed:
+        iteration = 0
+        limit = self.config.max_iterations
+        while limit == 0 or iteration < limit:
+            iteration += 1
+            self.emit(IterationStart(iteration, limit))
+            fitted = self.fit_context()
+            if fitted is None:
+                return Completed("error", self.last_text)
+            if self.control.cancelled():
+                return Completed("cancelled", self.last_text)
+            prompt, tokens = fitted
+            reply_room = self.backend.n_ctx - tokens
+            forced = force_tools if iteration == 1 else None
+            outcome = self.one_call(iteration, prompt, reply_room, forced)
+            if outcome is not None:
+                return outcome
+        self.emit(Notice(f"stopped after {limit} model calls (max_iterations)"))
+        return Completed("max_iterations", self.last_text)
+
+    def one_call(self, iteration: int, prompt: str, reply_room: int,
+                 forced: list[ToolSpec] | None) -> Completed | None:  # fmt: skip
+        """Stream one completion and run its tool calls; a Completed ends the prompt."""
+        sampling = sampling_from(self.config)
+        max_tokens = min(sampling.max_tokens, reply_room - 1)
+        splitter = ReplySplitter()
+        pieces = self.backend.stream(
+            prompt,
+            Sampling(**{**sampling.__dict__, "max_tokens": max_tokens}),
+            self.control.cancelled,
+            forced,
+        )
+        stats = TurnStats()
+        while True:
+            try:
+                visible = splitter.feed(next(pieces))
+            except StopIteration as done:
+                stats = done.value
+                break
+            if visible:
+                self.emit(TextDelta(visible))
+        self.emit(
+            TurnStatistics(iteration, stats.prompt_tokens, stats.cached_tokens, stats.generated_tokens,
+                           stats.time_to_first_token, stats.tokens_per_second, stats.generation_seconds)
+        )  # fmt: skip
+        if stats.finish_reason == "cancelled" or self.control.cancelled():
+            partial = splitter.released
+            self.conversation.append(Message("assistant", partial, interrupted=True))
+            self.last_text = partial
+            return Completed("cancelled", partial)
+        reply, rest = splitter.finish()
+        if rest:
+            self.emit(TextDelta(rest))
+        self.last_text = reply.text
+        if not reply.calls:
+            self.conversation.append(Message("assistant", reply.text))
+            return Completed(
+                "end_of_sequence" if stats.finish_reason == "length" else "done", reply.text
+            )
+        calls = [self.to_tool_call(c) for c in reply.calls]
+        self.conversation.append(Message("assistant", reply.text, tool_calls=[c for c, _ in calls]))
+        for call, problem in calls:
+            if self.control.cancelled():
+                self.record(call, ToolOutcome(False, "cancelled by the user before it ran"))
+                continue
+            stop = self.run_call(call, problem)
+            if stop is not None:
+                return stop
+        if self.control.cancelled():
+            return Completed("cancelled", self.last_text)
+        return None
+
+    def to_tool_call(self, parsed: ParsedCall | MalformedCall) -> tuple[ToolCall, str]:
+        """A call with its id, and what is wrong with it ("" when it may run)."""
+        call_id = self.conversation.next_call_id()
+        if isinstance(parsed, MalformedCall):
+            name = parsed.name or "invalid_tool_call"
+            return ToolCall(call_id, name, {}), (
+                f"your tool call could not be read: {parsed.error}. Write it as "
+                '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call> and try again.'
+            )
+        spec = self.by_name.get(parsed.name)
+        if spec is None:
+            known = ", ".join(self.by_name) or "none"
+            return ToolCall(call_id, parsed.name, parsed.arguments), (
+                f"unknown tool {parsed.name!r}. Available tools: {known}."
+            )
+        problems = argument_errors(spec.input_schema, parsed.arguments)
+        if problems:
+            return ToolCall(call_id, parsed.name, parsed.arguments), (
+                f"invalid arguments for {parsed.name}: {'; '.join(problems)}. Fix them and call again."
+            )
+        return ToolCall(call_id, parsed.name, parsed.arguments), ""
+
+    def run_call(self, call: ToolCall, problem: str) -> Completed | None:
+        self.emit(ToolStart(call.id, call.name, call.arguments))
+        if problem:
+            self.record(call, ToolOutcome(False, f"error: {problem}"))
+            return None
+        signature = f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
+        self.repeats[signature] = self.repeats.get(signature, 0) + 1
+        count = self.repeats[signature]
+        if count > REPEAT_LIMIT:
+            self.record(call, ToolOutcome(False, "error: refused, repeated call"))
+            self.emit(
+                Notice(f"the model kept repeating {call.name} with the same arguments; stopped")
+            )
+            return Completed("repeated_tool_call", self.last_text)
+        if count == REPEAT_LIMIT:
+            self.emit(
+                Notice(f"the model repeated {call.name} {count} times with the same arguments")
+            )
+            self.record(call, ToolOutcome(False,
+                f"error: you already called {call.name} with these arguments {count - 1} times and"
+                " the result is above. Do not call it again: answer the user with what you have."))  # fmt: skip
+            return None
+        context = CallContext(self.emit, self.control.cancelled, self.control.ask)
+        try:
+            outcome = self.tools.execute(call, context)
+        except LlamachatError as exc:
+            outcome = ToolOutcome(False, f"error: {exc.message}")
+        self.record(call, outcome)
+        return None
+
+    def record(self, call: ToolCall, outcome: ToolOutcome) -> None:
+        self.emit(ToolResult(call.id, call.name, outcome.success, outcome.output, outcome.denied))
+        self.conversation.append(
+            Message("tool", outcome.output, tool_call_id=call.id, name=call.name)
+        )
+
+
+def run_agent_loop(
+    backend: ModelBackend,
+    conversation: Conversation,
+    user_text: str,
+    tools: ToolExecutor,
+    config: AgentConfig,
+    emit: EventSink,
+    control: LoopControl | None = None,
+    force_tools: list[ToolSpec] | None = None,
+) -> Completed:
+    """Run one user prompt to completion; emits events and returns (and emits) Completed.
+
+    ``force_tools`` constrains the first model call with a grammar to a call of one of these tools.
+    """
+    control = control or LoopControl()
+    conversation.append(Message("user", user_text))
+    run = _Run(backend, conversation, tools, config, emit, control)
+    try:
+        completed = run.run(force_tools)
+    except LlamachatError as exc:
+        emit(Error(exc.message, exc.hint))
+        completed = Completed("error", run.last_text)
+    emit(completed)
+    return completed
+
+
+def compact_now(
+    backend: ModelBackend, conversation: Conversation, tools: ToolExecutor, config: AgentConfig,
+    emit: EventSink, control: LoopControl | None = None,
+) -> bool:  # fmt: skip
+    """Manual compaction (the /compact command); says so when there is nothing to compact."""
+    control = control or LoopControl()
+    run = _Run(backend, conversation, tools, config, emit, control)
+    done = compact_conversation(backend, conversation, config, emit, control.cancelled,
+                                run.prompt_tokens, manual=True)  # fmt: skip
+    if not done:
+        emit(
+            Notice("nothing to compact yet: the conversation is shorter than what is kept verbatim")
+        )
+    return done

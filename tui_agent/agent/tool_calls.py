@@ -1,0 +1,301 @@
+"""Find tool calls in what a local model wrote.
+
+Families people run locally write calls differently:
+
+- Hermes / Qwen 2.5: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
+- Qwen3-Coder: ``<tool_call><function=NAME><parameter=KEY>VALUE</parameter></function></tool_call>``
+- Llama 3.x: ``<|python_tag|>{"name": ..., "parameters": {...}}`` or the bare JSON object
+- Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}]`` or ``[TOOL_CALLS]NAME[ARGS]{...}``
+- anything else: a reply that is only a JSON object (or list) with a "name" key.
+
+Small models mix these up, so every syntax is tried whatever the template says; the family only
+decides how tools are described when the template cannot render them. Parsing never raises: a call
+that cannot be read becomes a ``MalformedCall`` whose error is sent back to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
+PYTHON_TAG = "<|python_tag|>"
+MISTRAL_TAG = "[TOOL_CALLS]"
+FUNCTION_OPEN = "<function="
+MARKERS = (TOOL_CALL_OPEN, PYTHON_TAG, MISTRAL_TAG, FUNCTION_OPEN)
+_DECODER = json.JSONDecoder()
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MalformedCall:
+    raw: str
+    error: str
+    name: str = ""
+
+
+@dataclass
+class ParsedReply:
+    text: str
+    calls: list[ParsedCall | MalformedCall] = field(default_factory=list)
+
+
+def detect_family(template: str) -> str:
+    """hermes | qwen3_coder | llama3 | mistral | json, from the chat template's own markup."""
+    if FUNCTION_OPEN in template and "<parameter=" in template:
+        return "qwen3_coder"
+    if TOOL_CALL_OPEN in template:
+        return "hermes"
+    if MISTRAL_TAG in template:
+        return "mistral"
+    if PYTHON_TAG in template or "ipython" in template:
+        return "llama3"
+    return "json"
+
+
+def parse_reply(text: str) -> ParsedReply:
+    """Split a reply into its text and its tool calls. Never raises."""
+    for parse in (_parse_tagged, _parse_mistral, _parse_python_tag, _parse_bare_functions):
+        reply = parse(text)
+        if reply is not None:
+            return reply
+    return _parse_json_reply(text) or ParsedReply(text.strip())
+
+
+def _parse_tagged(text: str) -> ParsedReply | None:
+    if TOOL_CALL_OPEN not in text:
+        return None
+    calls: list[ParsedCall | MalformedCall] = []
+    outside: list[str] = []
+    position = 0
+    while (start := text.find(TOOL_CALL_OPEN, position)) != -1:
+        outside.append(text[position:start])
+        body_start = start + len(TOOL_CALL_OPEN)
+        end = text.find(TOOL_CALL_CLOSE, body_start)
+        # A model may stop before writing the closing tag: the call runs to the end.
+        body = text[body_start:] if end == -1 else text[body_start:end]
+        position = len(text) if end == -1 else end + len(TOOL_CALL_CLOSE)
+        body = body.strip()
+        calls.extend(
+            _parse_functions(body)
+            if body.startswith(FUNCTION_OPEN)
+            else [_call_from_json_text(body)]
+        )
+    outside.append(text[position:])
+    return ParsedReply(_join(outside), calls)
+
+
+_FUNCTION = re.compile(r"<function=([^>\s]+)>(.*?)(?:</function>|$)", re.S)
+_PARAMETER = re.compile(r"<parameter=([^>\s]+)>(.*?)(?:</parameter>|(?=<parameter=)|$)", re.S)
+
+
+def _parse_functions(body: str) -> list[ParsedCall | MalformedCall]:
+    calls: list[ParsedCall | MalformedCall] = []
+    for match in _FUNCTION.finditer(body):
+        arguments = {key: _xml_value(value) for key, value in _PARAMETER.findall(match.group(2))}
+        calls.append(ParsedCall(match.group(1), arguments))
+    return calls or [MalformedCall(body, "could not read a <function=NAME> block", "")]
+
+
+def _xml_value(raw: str) -> Any:
+    value = raw.strip("\n")
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _parse_bare_functions(text: str) -> ParsedReply | None:
+    if FUNCTION_OPEN not in text:
+        return None
+    start = text.find(FUNCTION_OPEN)
+    return ParsedReply(text[:start].strip(), _parse_functions(text[start:]))
+
+
+def _parse_python_tag(text: str) -> ParsedReply | None:
+    if PYTHON_TAG not in text:
+        return None
+    before, _, rest = text.partition(PYTHON_TAG)
+    objects, error = _json_values(rest.replace(";", " "))
+    calls: list[ParsedCall | MalformedCall] = [_call_from_value(obj) for obj in objects]
+    if error or not calls:
+        calls.append(MalformedCall(rest.strip(), error or "no JSON object after <|python_tag|>"))
+    return ParsedReply(before.strip(), calls)
+
+
+_MISTRAL_ARGS = re.compile(r"\s*([\w.-]+)\s*\[ARGS\]")
+
+
+def _parse_mistral(text: str) -> ParsedReply | None:
+    if MISTRAL_TAG not in text:
+        return None
+    parts = text.split(MISTRAL_TAG)
+    calls: list[ParsedCall | MalformedCall] = []
+    for segment in parts[1:]:
+        named = _MISTRAL_ARGS.match(segment)
+        if named:
+            values, error = _json_values(segment[named.end() :], limit=1)
+            if values and isinstance(values[0], dict):
+                calls.append(ParsedCall(named.group(1), values[0]))
+            else:
+                calls.append(
+                    MalformedCall(
+                        segment.strip(), error or "arguments are not a JSON object", named.group(1)
+                    )
+                )
+            continue
+        values, error = _json_values(segment, limit=1)
+        if not values:
+            calls.append(MalformedCall(segment.strip(), error or f"no JSON after {MISTRAL_TAG}"))
+        for value in values:
+            calls.extend(
+                _call_from_value(v) for v in (value if isinstance(value, list) else [value])
+            )
+    return ParsedReply(parts[0].strip(), calls)
+
+
+def _parse_json_reply(text: str) -> ParsedReply | None:
+    """The fallback: the whole reply is a JSON tool call (maybe in a ```json fence)."""
+    body = _strip_fence(text.strip())
+    if not body.startswith(("{", "[")):
+        return None
+    values, error = _json_values(body)
+    if error or len(values) != 1:
+        return None
+    items = values[0] if isinstance(values[0], list) else [values[0]]
+    if not items or not all(_looks_like_call(i) for i in items):
+        return None
+    return ParsedReply("", [_call_from_value(item) for item in items])
+
+
+def _looks_like_call(value: Any) -> bool:
+    if not isinstance(value, dict):
+        return False
+    function = value.get("function")
+    inner: dict[str, Any] = function if isinstance(function, dict) else value
+    return isinstance(inner.get("name"), str)
+
+
+def _strip_fence(text: str) -> str:
+    match = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
+    return match.group(1) if match else text
+
+
+def _json_values(text: str, limit: int | None = None) -> tuple[list[Any], str]:
+    """JSON values one after another; returns what was read and an error for what was not."""
+    values: list[Any] = []
+    position = 0
+    while limit is None or len(values) < limit:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        if position >= len(text):
+            break
+        try:
+            value, position = _DECODER.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            return values, f"invalid JSON: {exc.msg} at character {exc.pos - position}"
+        values.append(value)
+    return values, ""
+
+
+def _call_from_json_text(body: str) -> ParsedCall | MalformedCall:
+    values, error = _json_values(_strip_fence(body), limit=1)
+    if error or not values:
+        return MalformedCall(body, error or "empty tool call", _guess_name(body))
+    return _call_from_value(values[0])
+
+
+def _call_from_value(value: Any) -> ParsedCall | MalformedCall:
+    raw = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    if not isinstance(value, dict):
+        return MalformedCall(
+            raw, 'a tool call must be a JSON object like {"name": ..., "arguments": {...}}'
+        )
+    if isinstance(value.get("function"), dict):  # OpenAI shape
+        value = value["function"]
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        return MalformedCall(raw, 'the tool call has no "name"')
+    arguments = value.get("arguments", value.get("parameters", {}))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            return MalformedCall(raw, "the arguments are a string that is not valid JSON", name)
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        return MalformedCall(raw, "the arguments must be a JSON object", name)
+    return ParsedCall(name, arguments)
+
+
+def _guess_name(body: str) -> str:
+    match = re.search(r'"name"\s*:\s*"([^"]+)"', body)
+    return match.group(1) if match else ""
+
+
+def _join(parts: list[str]) -> str:
+    return "\n".join(p.strip() for p in parts if p.strip())
+
+
+class ReplySplitter:
+    """Decide, while tokens stream, which text the user may see now.
+
+    Text before the first tool-call marker is released as it comes (minus a tail that could be the
+    start of a marker). From a marker on, nothing more is shown until the reply is complete. A reply
+    that starts with ``{`` or ``[`` is held whole: it may be a bare JSON tool call.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self.released = ""
+        self._in_call = False
+        self._json_mode: bool | None = None
+
+    def feed(self, piece: str) -> str:
+        self.buffer += piece
+        if self._in_call:
+            return ""
+        if self._json_mode is None:
+            stripped = self.buffer.lstrip()
+            if not stripped:
+                return ""
+            self._json_mode = stripped[0] in "{["
+        if self._json_mode:
+            return ""
+        hits = [i for i in (self.buffer.find(m) for m in MARKERS) if i != -1]
+        if hits:
+            self._in_call = True
+            return self._release_to(min(hits))
+        return self._release_to(len(self.buffer) - _partial_marker_length(self.buffer))
+
+    def finish(self) -> tuple[ParsedReply, str]:
+        """Parse the whole reply; also return the text not released yet."""
+        reply = parse_reply(self.buffer)
+        shown = self.released.strip()
+        if not reply.calls and not self._in_call:
+            return reply, self.buffer[len(self.released) :]
+        return reply, reply.text[len(shown) :] if reply.text.startswith(shown) else ""
+
+    def _release_to(self, end: int) -> str:
+        new = self.buffer[len(self.released) : max(end, len(self.released))]
+        self.released += new
+        return new
+
+
+def _partial_marker_length(text: str) -> int:
+    """Length of the longest tail of text that is a proper prefix of a marker."""
+    best = 0
+    for marker in MARKERS:
+        for size in range(min(len(marker) - 1, len(text)), best, -1):
+            if text.endswith(marker[:size]):
+                best = size
+                break
+    return best

@@ -1,0 +1,233 @@
+"""The agent worker thread: owns the model, runs one command at a time, sends events out.
+
+Only this thread touches the ``Llama`` object (it is not thread-safe). Front ends submit commands
+and read events from a thread-safe queue. Cancel and permission replies do not wait in the command
+queue: they act at once on the command that is running.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tui_agent.agent.backend import LlamaBackend, ModelBackend
+from tui_agent.agent.conversation import Conversation
+from tui_agent.agent.loop import LoopControl, compact_now, run_agent_loop
+from tui_agent.config import AgentConfig
+from tui_agent.errors import LlamachatError
+from tui_agent.events import (
+    Completed,
+    Error,
+    Event,
+    EventSink,
+    Notice,
+    PermissionRequest,
+    SessionChanged,
+)
+from tui_agent.tools.base import NoTools, PermissionDecision, ToolExecutor, ToolSpec
+
+
+@dataclass(frozen=True)
+class SendPrompt:
+    text: str
+    force_tools: list[ToolSpec] | None = None
+
+
+@dataclass(frozen=True)
+class Compact:
+    pass
+
+
+@dataclass(frozen=True)
+class NewSession:
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeSession:
+    conversation: Conversation
+
+
+Command = SendPrompt | Compact | NewSession | ResumeSession
+
+
+@dataclass
+class _PendingPermission:
+    answered: threading.Event = field(default_factory=threading.Event)
+    decision: PermissionDecision | None = None
+
+
+BackendFactory = Callable[[EventSink], ModelBackend]
+
+
+class AgentWorker:
+    def __init__(
+        self,
+        load_backend: BackendFactory,
+        tools: ToolExecutor | None = None,
+        config: AgentConfig | None = None,
+        system_prompt: str | None = None,
+        sink: EventSink | None = None,
+        ask_user: bool = True,
+    ) -> None:
+        """``load_backend`` runs on the worker thread, so the model is created where it is used.
+
+        With ``ask_user=False`` (headless) a permission prompt is denied at once instead of waiting.
+        """
+        self.events: queue.Queue[Event] = queue.Queue()
+        self._sink = sink or self.events.put
+        self._load_backend = load_backend
+        self.tools = tools or NoTools()
+        self.config = config or AgentConfig()
+        self._system_prompt = system_prompt
+        self._ask_user = ask_user
+        self._commands: queue.Queue[Command | None] = queue.Queue()
+        self._control = LoopControl(ask=self._ask)
+        self._pending: dict[str, _PendingPermission] = {}
+        self._lock = threading.Lock()
+        self.backend: ModelBackend | None = None
+        self.conversation = self._new_conversation(system_prompt)
+        self.ready = threading.Event()
+        self.busy = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="llamachat-agent", daemon=True)
+
+    # --- called from any thread -------------------------------------------------------------
+
+    def start(self) -> AgentWorker:
+        self._thread.start()
+        return self
+
+    def submit(self, command: Command) -> None:
+        self._commands.put(command)
+
+    def cancel(self) -> None:
+        """Stop the running prompt within one token; queued prompts are dropped too."""
+        self._drain_queued_prompts()
+        self._control.cancel.set()
+        with self._lock:
+            for pending in self._pending.values():
+                pending.answered.set()
+
+    def reply_permission(self, request_id: str, decision: PermissionDecision) -> None:
+        with self._lock:
+            pending = self._pending.get(request_id)
+        if pending is not None:
+            pending.decision = decision
+            pending.answered.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.cancel()
+        self._commands.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # --- the worker thread ------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        self._sink(event)
+
+    def _main(self) -> None:
+        try:
+            self.backend = self._load_backend(self._sink)
+        except LlamachatError as exc:
+            self._emit(Error(exc.message, exc.hint))
+            self._emit(Completed("error"))
+            return
+        finally:
+            self.ready.set()
+        self._track_session()
+        while (command := self._commands.get()) is not None:
+            self._control.cancel.clear()
+            self.busy.set()
+            try:
+                self._run(command)
+            except Exception as exc:  # a bug must not kill the thread that owns the model
+                self._emit(
+                    Error(
+                        f"internal error: {type(exc).__name__}: {exc}",
+                        "please report this with --debug output",
+                    )
+                )
+                self._emit(Completed("error"))
+            finally:
+                self.busy.clear()
+
+    def _run(self, command: Command) -> None:
+        assert self.backend is not None
+        if isinstance(command, SendPrompt):
+            run_agent_loop(self.backend, self.conversation, command.text, self.tools, self.config,
+                           self._sink, self._control, command.force_tools)  # fmt: skip
+        elif isinstance(command, Compact):
+            compact_now(
+                self.backend, self.conversation, self.tools, self.config, self._sink, self._control
+            )
+        elif isinstance(command, NewSession):
+            self.conversation = self._new_conversation(command.system_prompt or self._system_prompt)
+            self._track_session()
+            self._emit(SessionChanged(self.conversation.id, resumed=False))
+        elif isinstance(command, ResumeSession):
+            self.conversation = command.conversation
+            self._track_session()
+            self._emit(SessionChanged(self.conversation.id, resumed=True))
+
+    def _ask(self, request: PermissionRequest) -> PermissionDecision:
+        """Called by the tool gate on this thread: wait for the user's answer (or a cancel)."""
+        if not self._ask_user:
+            return PermissionDecision(
+                False, "headless", "headless mode cannot ask; use --allow RULE"
+            )
+        pending = _PendingPermission()
+        with self._lock:
+            self._pending[request.request_id] = pending
+        self._emit(request)
+        pending.answered.wait()
+        with self._lock:
+            self._pending.pop(request.request_id, None)
+        if pending.decision is None:
+            return PermissionDecision(False, "cancelled", "the prompt was cancelled")
+        return pending.decision
+
+    def _new_conversation(self, system_prompt: str | None) -> Conversation:
+        return Conversation(system_prompt=system_prompt) if system_prompt else Conversation()
+
+    def _track_session(self) -> None:
+        if isinstance(self.backend, LlamaBackend):
+            self.backend.model.active_sessions.add(self.conversation.id)
+
+    def _drain_queued_prompts(self) -> None:
+        kept: list[Command | None] = []
+        dropped = 0
+        while True:
+            try:
+                item = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, SendPrompt):
+                dropped += 1
+            else:
+                kept.append(item)
+        for item in kept:
+            self._commands.put(item)
+        if dropped:
+            self._emit(Notice(f"{dropped} queued prompt(s) dropped by the cancel"))
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def one_shot(backend: ModelBackend, system_prompt: str, user_prompt: str,
+             config: AgentConfig | None = None) -> str:  # fmt: skip
+    """A fresh, isolated session on the resident model: system + user in, final text out."""
+    conversation = Conversation(system_prompt=system_prompt)
+    events: list[Event] = []
+    completed = run_agent_loop(
+        backend, conversation, user_prompt, NoTools(), config or AgentConfig(), events.append
+    )
+    errors = [e for e in events if isinstance(e, Error)]
+    if errors:
+        raise LlamachatError(errors[0].message, errors[0].hint)
+    return completed.text

@@ -1,0 +1,1 @@
+"""Tools: the MCP hub, built-in tools, permission rules and the one gate every call passes."""
