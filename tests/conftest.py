@@ -17,8 +17,12 @@ def isolated_dirs(
 ) -> Iterator[Path]:
     """Every test gets its own config, data, cache and log dirs, and no network to the Hub."""
     home = tmp_path_factory.mktemp("home")
-    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
-                     ("XDG_CACHE_HOME", "cache"), ("XDG_STATE_HOME", "state")):  # fmt: skip
+    for var, sub in (
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_STATE_HOME", "state"),
+    ):
         (home / sub).mkdir()
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.delenv("LLAMACHAT_CONFIG", raising=False)
@@ -36,8 +40,9 @@ def demo_gguf() -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run `llamachat ARGS` in a child process with the test's environment."""
     return subprocess.run(
         [sys.executable, "-m", "tui_agent", *args],

@@ -38,8 +38,15 @@ class _Handler(BaseHTTPRequestHandler):
             repo, _, _rev = path.removeprefix("/api/models/").partition("/tree/")
             if repo not in self.repos:
                 return self._not_found("RepoNotFound")
-            listing = [{"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
-                       for name, data in self.repos[repo].items()]  # fmt: skip
+            listing = [
+                {
+                    "type": "file",
+                    "path": name,
+                    "size": len(data),
+                    "oid": hashlib.sha1(data).hexdigest(),
+                }
+                for name, data in self.repos[repo].items()
+            ]
             body = json.dumps(listing).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")

@@ -80,8 +80,13 @@ class ScriptedBackend:
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
-    def stream(self, prompt: str, sampling: Sampling, should_stop: Callable[[], bool],
-               force_tools: list[ToolSpec] | None = None) -> Generator[str, None, TurnStats]:  # fmt: skip
+    def stream(
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        force_tools: list[ToolSpec] | None = None,
+    ) -> Generator[str, None, TurnStats]:
         if SUMMARY_MARKER in prompt:
             self.summary_prompts.append(prompt)
             reply = (
@@ -117,8 +122,13 @@ class FunctionTools:
     functions: dict[str, tuple[ToolSpec, Callable[..., Any]]] = field(default_factory=dict)
     ran: list[ToolCall] = field(default_factory=list)
 
-    def add(self, name: str, fn: Callable[..., Any], properties: dict[str, Any] | None = None,
-            required: list[str] | None = None) -> FunctionTools:  # fmt: skip
+    def add(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        properties: dict[str, Any] | None = None,
+        required: list[str] | None = None,
+    ) -> FunctionTools:
         schema = {"type": "object", "properties": properties or {}, "required": required or []}
         self.functions[name] = (ToolSpec(name, fn.__doc__ or name, schema), fn)
         return self

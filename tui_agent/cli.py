@@ -30,6 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--system", help="system prompt for this run")
     parser.add_argument("--max-iterations", type=int, help="model calls per prompt (0 = unlimited)")
+    parser.add_argument(
+        "--force-tool",
+        action="append",
+        default=[],
+        metavar="TOOL",
+        help="make the first model call a call of TOOL (grammar-constrained); repeatable",
+    )
+    _add_rule_flags(parser)
     parser.set_defaults(handler=_run_default)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -64,17 +72,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--tokens", type=int, default=32, help="tokens to generate (default 32)")
     check.set_defaults(handler=_lazy("tui_agent.commands.models_cmd", "check_model"))
+    tools = commands.add_parser(
+        "tools", help="list the tools or call one (through the permission gate)"
+    )
+    tool_commands = tools.add_subparsers(title="tools commands", metavar="ACTION", required=True)
+    tools_list = tool_commands.add_parser("list", help="every tool with its server and permission")
+    _add_common(tools_list)
+    tools_list.set_defaults(handler=_lazy("tui_agent.commands.tools_cmd", "list_tools"))
+    tools_call = tool_commands.add_parser("call", help="call one tool with JSON arguments")
+    _add_common(tools_call)
+    _add_rule_flags(tools_call)
+    tools_call.add_argument("name", help="tool name, e.g. read_file or time__get_current_time")
+    tools_call.add_argument(
+        "arguments", nargs="?", default="{}", help='JSON object, e.g. \'{"path": "README.md"}\''
+    )
+    tools_call.set_defaults(handler=_lazy("tui_agent.commands.tools_cmd", "call_tool"))
+
+    mcp = commands.add_parser(
+        "mcp", help="MCP servers: list them, import a Claude Desktop / .mcp.json file"
+    )
+    mcp_commands = mcp.add_subparsers(title="mcp commands", metavar="ACTION", required=True)
+    mcp_list = mcp_commands.add_parser("list", help="servers, status, protocol version and tools")
+    _add_common(mcp_list)
+    mcp_list.set_defaults(handler=_lazy("tui_agent.commands.mcp_cmd", "list_servers"))
+    mcp_import = mcp_commands.add_parser(
+        "import", help='add the servers of a {"mcpServers": {...}} JSON file'
+    )
+    _add_common(mcp_import)
+    mcp_import.add_argument("file", help="claude_desktop_config.json, .mcp.json or similar")
+    mcp_import.add_argument(
+        "--force", action="store_true", help="replace servers that already exist"
+    )
+    mcp_import.set_defaults(handler=_lazy("tui_agent.commands.mcp_cmd", "import_servers"))
     return parser
+
+
+def _add_rule_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="allow tool calls matching RULE for this run, e.g. 'run_shell(git status*)'",
+    )
+    parser.add_argument(
+        "--deny",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="never run tool calls matching RULE in this run",
+    )
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     # Accepted before or after the subcommand; SUPPRESS keeps a subparser from resetting the value.
-    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                        help="config file (default: $LLAMACHAT_CONFIG or the user config dir)")  # fmt: skip
-    parser.add_argument("-m", "--model", metavar="MODEL", default=argparse.SUPPRESS,
-                        help="model: tiny|small|medium, a .gguf path, hf:org/repo/file.gguf or org/repo:file.gguf")  # fmt: skip
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks")  # fmt: skip
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: $LLAMACHAT_CONFIG or the user config dir)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        metavar="MODEL",
+        default=argparse.SUPPRESS,
+        help="model: tiny|small|medium, a .gguf path, hf:org/repo/file.gguf or org/repo:file.gguf",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
 
 
 def _lazy(module: str, function: str) -> Handler:

@@ -38,8 +38,13 @@ def backend(demo_gguf: Path) -> LlamaBackend:
     )
 
 
-def ask(backend: LlamaBackend, conversation: Conversation, text: str, config: AgentConfig = GREEDY,
-        **kwargs) -> list[Event]:  # type: ignore[no-untyped-def]  # fmt: skip
+def ask(
+    backend: LlamaBackend,
+    conversation: Conversation,
+    text: str,
+    config: AgentConfig = GREEDY,
+    **kwargs,
+) -> list[Event]:  # type: ignore[no-untyped-def]
     events: list[Event] = []
     run_agent_loop(backend, conversation, text, FunctionTools(), config, events.append, **kwargs)
     return events
@@ -75,8 +80,15 @@ def test_cancel_then_the_next_prompt_works_and_reuses_the_cache(backend: LlamaBa
         if sum(isinstance(e, TextDelta) for e in events) == 3:
             control.cancel.set()
 
-    run_agent_loop(backend, conversation, "Write a long story about a dragon.", FunctionTools(),
-                   replace(GREEDY, max_tokens_per_completion=200), sink, control)  # fmt: skip
+    run_agent_loop(
+        backend,
+        conversation,
+        "Write a long story about a dragon.",
+        FunctionTools(),
+        replace(GREEDY, max_tokens_per_completion=200),
+        sink,
+        control,
+    )
     assert events[-1] == Completed("cancelled", conversation.messages[-1].content)
     deltas = sum(isinstance(e, TextDelta) for e in events)
     assert deltas <= 4, "cancel must stop generation within a token"
@@ -118,8 +130,15 @@ def test_grammar_forced_tool_call_reaches_the_tool(backend: LlamaBackend) -> Non
 
     tools = FunctionTools().add("get_weather", get_weather, {"city": {"type": "string"}}, ["city"])
     events: list[Event] = []
-    run_agent_loop(backend, Conversation(), "What is the weather in Paris?", tools,
-                   replace(GREEDY, max_iterations=2), events.append, force_tools=tools.specs())  # fmt: skip
+    run_agent_loop(
+        backend,
+        Conversation(),
+        "What is the weather in Paris?",
+        tools,
+        replace(GREEDY, max_iterations=2),
+        events.append,
+        force_tools=tools.specs(),
+    )
     assert len(ran) == 1 and ran[0]
     result = next(e for e in events if isinstance(e, ToolResult))
     assert result.success and result.output.startswith("sunny in")

@@ -123,8 +123,13 @@ def test_cli_unknown_preset_and_offline_hub() -> None:
 
 
 def test_cli_not_enough_memory(tmp_path: Path) -> None:
-    meta = llama_like_metadata(**{"llama.block_count": 200, "llama.embedding_length": 16384,
-                                  "llama.attention.head_count": 128})  # fmt: skip
+    meta = llama_like_metadata(
+        **{
+            "llama.block_count": 200,
+            "llama.embedding_length": 16384,
+            "llama.attention.head_count": 128,
+        }
+    )
     path = write_gguf(tmp_path / "big.gguf", meta, [("w", [64])])
     config = tmp_path / "c.toml"
     config.write_text("[model]\nn_ctx = 1048576\n")

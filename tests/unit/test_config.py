@@ -134,8 +134,11 @@ def test_save_keeps_other_keys_and_validates(tmp_path: Path) -> None:
     path.write_text("[agent]\ntemperature = 0.3\n[ui]\ntheme = 'x'\n")
     save_settings(path, {"ui": {"theme": "llamachat-light"}, "permissions": {"allow": ["time__*"]}})
     data = tomllib.loads(path.read_text())
-    assert data == {"agent": {"temperature": 0.3}, "ui": {"theme": "llamachat-light"},
-                    "permissions": {"allow": ["time__*"]}}  # fmt: skip
+    assert data == {
+        "agent": {"temperature": 0.3},
+        "ui": {"theme": "llamachat-light"},
+        "permissions": {"allow": ["time__*"]},
+    }
     before = path.read_text()
     with pytest.raises(ConfigError):
         save_settings(path, {"agent": {"temperature": "hot"}})

@@ -16,8 +16,11 @@ from tui_agent.models.memory import check_fits, estimate_memory, format_bytes
 
 
 def test_reads_metadata_and_tensors(tmp_path: Path) -> None:
-    path = write_gguf(tmp_path / "m.gguf", llama_like_metadata(**{"tokenizer.chat_template": "{{x}}"}),
-                      [("tok_embd.weight", [64, 10]), ("out.weight", [64])])  # fmt: skip
+    path = write_gguf(
+        tmp_path / "m.gguf",
+        llama_like_metadata(**{"tokenizer.chat_template": "{{x}}"}),
+        [("tok_embd.weight", [64, 10]), ("out.weight", [64])],
+    )
     info = read_gguf(path)
     assert info.architecture == "llama" and info.name == "synthetic-llama"
     assert info.tensor_count == 2 and info.chat_template == "{{x}}"
@@ -91,8 +94,13 @@ def test_memory_estimate_grows_with_context(tmp_path: Path) -> None:
 
 
 def test_not_enough_memory_says_what_is_needed_and_available(tmp_path: Path) -> None:
-    meta = llama_like_metadata(**{"llama.block_count": 80, "llama.embedding_length": 8192,
-                                  "llama.attention.head_count": 64})  # fmt: skip
+    meta = llama_like_metadata(
+        **{
+            "llama.block_count": 80,
+            "llama.embedding_length": 8192,
+            "llama.attention.head_count": 64,
+        }
+    )
     info = read_gguf(write_gguf(tmp_path / "m.gguf", meta))
     with pytest.raises(NotEnoughMemoryError) as err:
         check_fits(info, 131_072, 512, available=8 * 1024**3)

@@ -37,9 +37,14 @@ def weather_tools() -> FunctionTools:
     return FunctionTools().add("get_weather", get_weather, {"city": {"type": "string"}}, ["city"])
 
 
-def run(backend: ScriptedBackend, text: str, tools: FunctionTools | None = None,
-        config: AgentConfig = CONFIG, conversation: Conversation | None = None,
-        control: LoopControl | None = None) -> tuple[list[Event], Conversation]:  # fmt: skip
+def run(
+    backend: ScriptedBackend,
+    text: str,
+    tools: FunctionTools | None = None,
+    config: AgentConfig = CONFIG,
+    conversation: Conversation | None = None,
+    control: LoopControl | None = None,
+) -> tuple[list[Event], Conversation]:
     events: list[Event] = []
     conversation = conversation or Conversation()
     run_agent_loop(
@@ -102,8 +107,13 @@ def test_prompt_only_grows_at_its_end_across_turns() -> None:
 
 def test_malformed_call_gets_an_error_result_and_the_model_retries() -> None:
     tools = weather_tools()
-    backend = ScriptedBackend(['<tool_call>{"name": "get_weather", "arguments": {city: Oslo}}</tool_call>',
-                               call("get_weather", city="Oslo"), "Sunny."])  # fmt: skip
+    backend = ScriptedBackend(
+        [
+            '<tool_call>{"name": "get_weather", "arguments": {city: Oslo}}</tool_call>',
+            call("get_weather", city="Oslo"),
+            "Sunny.",
+        ]
+    )
     events, _ = run(backend, "weather?", tools)
     results = [e for e in events if isinstance(e, ToolResult)]
     assert (
@@ -118,8 +128,14 @@ def test_malformed_call_gets_an_error_result_and_the_model_retries() -> None:
 
 def test_unknown_tool_and_bad_arguments_are_reported_to_the_model() -> None:
     tools = weather_tools()
-    backend = ScriptedBackend([call("get_wether", city="Oslo"), call("get_weather", town="Oslo"),
-                               call("get_weather", city=5), "ok"])  # fmt: skip
+    backend = ScriptedBackend(
+        [
+            call("get_wether", city="Oslo"),
+            call("get_weather", town="Oslo"),
+            call("get_weather", city=5),
+            "ok",
+        ]
+    )
     events, _ = run(backend, "weather?", tools)
     outputs = [e.output for e in events if isinstance(e, ToolResult)]
     assert "unknown tool 'get_wether'. Available tools: get_weather" in outputs[0]
@@ -266,8 +282,18 @@ def test_cut_point_never_splits_a_call_from_its_result() -> None:
 
 def test_long_history_is_summarized_in_chunks() -> None:
     conversation = long_conversation(12)
-    backend = ScriptedBackend(["ok"], n_ctx=900, summaries=["part one", "part one and two", "all parts",
-                                                             "all parts+", "all parts++", "final summary"])  # fmt: skip
+    backend = ScriptedBackend(
+        ["ok"],
+        n_ctx=900,
+        summaries=[
+            "part one",
+            "part one and two",
+            "all parts",
+            "all parts+",
+            "all parts++",
+            "final summary",
+        ],
+    )
     config = replace(CONFIG, compaction_keep_recent=2)
     events, _ = run(backend, "next", weather_tools(), config, conversation)
     assert len(backend.summary_prompts) >= 2, (
@@ -339,3 +365,15 @@ def test_template_without_tool_support_describes_tools_in_the_system_prompt() ->
     assert "# Tools" in backend.prompts[0] and '"name": "get_weather"' in backend.prompts[0]
     assert "<tool_response name='get_weather'>" in backend.prompts[1]
     assert completed(events).reason == "done"
+
+
+def test_forced_call_cut_short_is_reported_to_the_model() -> None:
+    tools = weather_tools()
+    backend = ScriptedBackend(['{"name": "get_weather", "argum', "ok"], finish_reason="length")
+    events: list[Event] = []
+    run_agent_loop(
+        backend, Conversation(), "x", tools, CONFIG, events.append, force_tools=tools.specs()
+    )
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert not result.success and "cut off at max_tokens_per_completion" in result.output
+    assert tools.ran == [] and text_of(events) == "ok", "the cut call itself is never shown as text"

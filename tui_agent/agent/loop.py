@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from tui_agent.agent.backend import ModelBackend
 from tui_agent.agent.compaction import compact_conversation
 from tui_agent.agent.conversation import Conversation, Message
-from tui_agent.agent.tool_calls import MalformedCall, ParsedCall, ReplySplitter
+from tui_agent.agent.tool_calls import MalformedCall, ParsedCall, ParsedReply, ReplySplitter
 from tui_agent.config import AgentConfig
 from tui_agent.engine.generation import Sampling, TurnStats
 from tui_agent.errors import LlamachatError
@@ -78,8 +78,15 @@ def sampling_from(config: AgentConfig) -> Sampling:
 class _Run:
     """State of one prompt's run through the loop."""
 
-    def __init__(self, backend: ModelBackend, conversation: Conversation, tools: ToolExecutor,
-                 config: AgentConfig, emit: EventSink, control: LoopControl) -> None:  # fmt: skip
+    def __init__(
+        self,
+        backend: ModelBackend,
+        conversation: Conversation,
+        tools: ToolExecutor,
+        config: AgentConfig,
+        emit: EventSink,
+        control: LoopControl,
+    ) -> None:
         self.backend = backend
         self.conversation = conversation
         self.tools = tools
@@ -105,9 +112,13 @@ class _Run:
         limit = self.config.compaction_threshold_pct * self.backend.n_ctx
         if tokens > limit and self.config.auto_compact:
             compacted = compact_conversation(
-                self.backend, self.conversation, self.config, self.emit,
-                self.control.cancelled, self.prompt_tokens,
-            )  # fmt: skip
+                self.backend,
+                self.conversation,
+                self.config,
+                self.emit,
+                self.control.cancelled,
+                self.prompt_tokens,
+            )
             if compacted:
                 prompt = self.render()
                 tokens = self.backend.count_tokens(prompt)
@@ -143,8 +154,9 @@ class _Run:
         self.emit(Notice(f"stopped after {limit} model calls (max_iterations)"))
         return Completed("max_iterations", self.last_text)
 
-    def one_call(self, iteration: int, prompt: str, reply_room: int,
-                 forced: list[ToolSpec] | None) -> Completed | None:  # fmt: skip
+    def one_call(
+        self, iteration: int, prompt: str, reply_room: int, forced: list[ToolSpec] | None
+    ) -> Completed | None:
         """Stream one completion and run its tool calls; a Completed ends the prompt."""
         sampling = sampling_from(self.config)
         max_tokens = min(sampling.max_tokens, reply_room - 1)
@@ -165,15 +177,33 @@ class _Run:
             if visible:
                 self.emit(TextDelta(visible))
         self.emit(
-            TurnStatistics(iteration, stats.prompt_tokens, stats.cached_tokens, stats.generated_tokens,
-                           stats.time_to_first_token, stats.tokens_per_second, stats.generation_seconds)
-        )  # fmt: skip
+            TurnStatistics(
+                iteration,
+                stats.prompt_tokens,
+                stats.cached_tokens,
+                stats.generated_tokens,
+                stats.time_to_first_token,
+                stats.tokens_per_second,
+                stats.generation_seconds,
+            )
+        )
         if stats.finish_reason == "cancelled" or self.control.cancelled():
             partial = splitter.released
             self.conversation.append(Message("assistant", partial, interrupted=True))
             self.last_text = partial
             return Completed("cancelled", partial)
         reply, rest = splitter.finish()
+        if forced and not reply.calls:
+            # The grammar only admits a call, so text here means the call was cut short.
+            cut = (
+                "it was cut off at max_tokens_per_completion"
+                if stats.finish_reason == "length"
+                else "none was found"
+            )
+            reply = ParsedReply(
+                "", [MalformedCall(splitter.buffer, f"a tool call was required but {cut}")]
+            )
+            rest = ""
         if rest:
             self.emit(TextDelta(rest))
         self.last_text = reply.text
@@ -235,9 +265,14 @@ class _Run:
             self.emit(
                 Notice(f"the model repeated {call.name} {count} times with the same arguments")
             )
-            self.record(call, ToolOutcome(False,
-                f"error: you already called {call.name} with these arguments {count - 1} times and"
-                " the result is above. Do not call it again: answer the user with what you have."))  # fmt: skip
+            self.record(
+                call,
+                ToolOutcome(
+                    False,
+                    f"error: you already called {call.name} with these arguments {count - 1} times and"
+                    " the result is above. Do not call it again: answer the user with what you have.",
+                ),
+            )
             return None
         context = CallContext(self.emit, self.control.cancelled, self.control.ask)
         try:
@@ -281,14 +316,19 @@ def run_agent_loop(
 
 
 def compact_now(
-    backend: ModelBackend, conversation: Conversation, tools: ToolExecutor, config: AgentConfig,
-    emit: EventSink, control: LoopControl | None = None,
-) -> bool:  # fmt: skip
+    backend: ModelBackend,
+    conversation: Conversation,
+    tools: ToolExecutor,
+    config: AgentConfig,
+    emit: EventSink,
+    control: LoopControl | None = None,
+) -> bool:
     """Manual compaction (the /compact command); says so when there is nothing to compact."""
     control = control or LoopControl()
     run = _Run(backend, conversation, tools, config, emit, control)
-    done = compact_conversation(backend, conversation, config, emit, control.cancelled,
-                                run.prompt_tokens, manual=True)  # fmt: skip
+    done = compact_conversation(
+        backend, conversation, config, emit, control.cancelled, run.prompt_tokens, manual=True
+    )
     if not done:
         emit(
             Notice("nothing to compact yet: the conversation is shorter than what is kept verbatim")

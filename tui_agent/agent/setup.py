@@ -25,9 +25,15 @@ def llama_backend_loader(config: Config, model_spec: str | None) -> BackendFacto
     return load
 
 
-def start_worker(config: Config, model_spec: str | None, tools: ToolExecutor | None = None,
-                 system_prompt: str | None = None, sink: EventSink | None = None,
-                 ask_user: bool = True) -> AgentWorker:  # fmt: skip
-    worker = AgentWorker(llama_backend_loader(config, model_spec), tools, config.agent,
-                         system_prompt, sink, ask_user)  # fmt: skip
+def start_worker(
+    config: Config,
+    model_spec: str | None,
+    tools: ToolExecutor | None = None,
+    system_prompt: str | None = None,
+    sink: EventSink | None = None,
+    ask_user: bool = True,
+) -> AgentWorker:
+    worker = AgentWorker(
+        llama_backend_loader(config, model_spec), tools, config.agent, system_prompt, sink, ask_user
+    )
     return worker.start()

@@ -158,8 +158,16 @@ class AgentWorker:
     def _run(self, command: Command) -> None:
         assert self.backend is not None
         if isinstance(command, SendPrompt):
-            run_agent_loop(self.backend, self.conversation, command.text, self.tools, self.config,
-                           self._sink, self._control, command.force_tools)  # fmt: skip
+            run_agent_loop(
+                self.backend,
+                self.conversation,
+                command.text,
+                self.tools,
+                self.config,
+                self._sink,
+                self._control,
+                command.force_tools,
+            )
         elif isinstance(command, Compact):
             compact_now(
                 self.backend, self.conversation, self.tools, self.config, self._sink, self._control
@@ -219,8 +227,9 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def one_shot(backend: ModelBackend, system_prompt: str, user_prompt: str,
-             config: AgentConfig | None = None) -> str:  # fmt: skip
+def one_shot(
+    backend: ModelBackend, system_prompt: str, user_prompt: str, config: AgentConfig | None = None
+) -> str:
     """A fresh, isolated session on the resident model: system + user in, final text out."""
     conversation = Conversation(system_prompt=system_prompt)
     events: list[Event] = []

@@ -23,9 +23,17 @@ from tui_agent.events import (
     ToolResult,
     ToolStart,
 )
+from tui_agent.tools.base import ToolSpec
+from tui_agent.tools.setup import ToolStack, build_tools
 
-EXIT_CODES = {"done": 0, "end_of_sequence": 0, "error": 1, "max_iterations": 4,
-              "repeated_tool_call": 4, "cancelled": 130}  # fmt: skip
+EXIT_CODES = {
+    "done": 0,
+    "end_of_sequence": 0,
+    "error": 1,
+    "max_iterations": 4,
+    "repeated_tool_call": 4,
+    "cancelled": 130,
+}
 EXIT_DENIED = 5
 
 
@@ -48,13 +56,31 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
+def forced_tools(stack: ToolStack, names: list[str]) -> list[ToolSpec] | None:
+    if not names:
+        return None
+    specs = {s.name: s for s in stack.gate.specs()}
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        stack.close()
+        raise ConfigError(
+            f"--force-tool: unknown tool {unknown[0]!r}", f"available: {', '.join(specs)}"
+        )
+    return [specs[n] for n in names]
+
+
 def run_headless(args: argparse.Namespace) -> int:
     config = apply_overrides(load_config(args.config), args)
     prompt = read_prompt(args)
-    worker = start_worker(config, args.model, system_prompt=args.system, ask_user=False)
+    stack = build_tools(config, args.allow, args.deny)
+    for status in stack.start():
+        if status.state == "failed":
+            print(f"[note] MCP server {status.name!r} failed: {status.error}", file=sys.stderr)
+    forced = forced_tools(stack, args.force_tool)
+    worker = start_worker(config, args.model, stack.gate, args.system, ask_user=False)
     printer = _Printer()
     try:
-        worker.submit(SendPrompt(prompt))
+        worker.submit(SendPrompt(prompt, forced))
         while True:
             event = worker.events.get()
             printer.show(event)
@@ -65,6 +91,7 @@ def run_headless(args: argparse.Namespace) -> int:
         return 130
     finally:
         worker.stop()
+        stack.close()
     reason = printer.completed.reason if printer.completed else "error"
     if reason in ("done", "end_of_sequence") and printer.denials:
         return EXIT_DENIED

@@ -36,15 +36,17 @@ def list_models(args: argparse.Namespace) -> int:
         _Row(f"{repo}:{file}", str(path), format_bytes(path.stat().st_size))
         for repo, file, path in _cached_ggufs()
     ]
-    _print_table(["MODEL", "WHERE", "SIZE"], [[r.name, r.where, r.size] for r in rows])
+    print_table(["MODEL", "WHERE", "SIZE"], [[r.name, r.where, r.size] for r in rows])
     configured = args.model or config.model.source
     print()
     if configured:
         parse_model_spec(configured)  # an unknown preset is an error here too
         print(f"configured: {configured}")
     else:
-        print("configured: nothing; the demo model is used when installed"
-              f" ({'installed' if demo_model_path() else 'not installed'})")  # fmt: skip
+        print(
+            "configured: nothing; the demo model is used when installed"
+            f" ({'installed' if demo_model_path() else 'not installed'})"
+        )
     return 0
 
 
@@ -74,7 +76,7 @@ def _cached_ggufs() -> list[tuple[str, str, Path]]:
     return [(repo, file, path) for (repo, file), path in found.items() if path.exists()]
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
+def print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(
@@ -89,13 +91,20 @@ def print_progress(event: Event) -> None:
     if isinstance(event, DownloadProgress):
         pct = f"{event.fraction:5.1%}" if event.fraction is not None else "  ?  "
         total = format_bytes(event.total) if event.total else "?"
-        print(f"\rdownloading {event.filename}: {pct} {format_bytes(event.downloaded)}"
-              f" of {total} at {format_bytes(int(event.bytes_per_sec))}/s", end="", file=sys.stderr)  # fmt: skip
+        print(
+            f"\rdownloading {event.filename}: {pct} {format_bytes(event.downloaded)}"
+            f" of {total} at {format_bytes(int(event.bytes_per_sec))}/s",
+            end="",
+            file=sys.stderr,
+        )
         if event.total and event.downloaded >= event.total:
             print(file=sys.stderr)
     elif isinstance(event, ModelLoadProgress) and sys.stderr.isatty():
-        print(f"\rloading {event.model}: {event.fraction:4.0%}", end="" if event.fraction < 1 else "\n",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"\rloading {event.model}: {event.fraction:4.0%}",
+            end="" if event.fraction < 1 else "\n",
+            file=sys.stderr,
+        )
 
 
 def check_model(args: argparse.Namespace) -> int:
@@ -130,8 +139,10 @@ def check_model(args: argparse.Namespace) -> int:
     print(
         f"prompt:         {stats.prompt_tokens} tokens, first token after {stats.time_to_first_token:.3f} s"
     )
-    print(f"generation:     {stats.generated_tokens} tokens in {wall:.2f} s,"
-          f" {stats.tokens_per_second:.1f} tok/s")  # fmt: skip
+    print(
+        f"generation:     {stats.generated_tokens} tokens in {wall:.2f} s,"
+        f" {stats.tokens_per_second:.1f} tok/s"
+    )
     print(f"rss:            {format_bytes(resources.rss_bytes)}")
     print(f"reply:          {text.strip()!r}")
     print(

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import platformdirs
+from tui_agent.logfiles import log_dir
 
 _recent: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
 _lock = threading.Lock()
@@ -21,7 +21,7 @@ _state: dict[str, Any] = {"callback": None, "path": None, "seq": 0}
 
 
 def log_path() -> Path:
-    return platformdirs.user_log_path("llamachat") / "llama.log"
+    return log_dir() / "llama.log"
 
 
 def install_log_router(path: Path | None = None) -> Path:

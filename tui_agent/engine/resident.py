@@ -67,8 +67,15 @@ class ResourceStats:
 class ResidentModel:
     """A loaded model plus the numbers a status bar or `models check` shows."""
 
-    def __init__(self, settings: LoadSettings, info: GGUFInfo, llama: Any, load_seconds: float,
-                 chat_template: str, template_source: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: LoadSettings,
+        info: GGUFInfo,
+        llama: Any,
+        load_seconds: float,
+        chat_template: str,
+        template_source: str,
+    ) -> None:
         self.settings = settings
         self.info = info
         self._llama: Any = llama

@@ -1,0 +1,94 @@
+"""End to end on the real demo model: grammar-forced tool calls that go through the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.conversation import Conversation
+from tui_agent.agent.loop import LoopControl, run_agent_loop
+from tui_agent.config import AgentConfig, Config, ModelConfig
+from tui_agent.engine import resident
+from tui_agent.events import Event, PermissionRequest, PermissionResult, ToolResult
+from tui_agent.tools.base import PermissionDecision
+from tui_agent.tools.setup import build_tools
+
+pytestmark = pytest.mark.model
+GREEDY = AgentConfig(
+    temperature=0.0, top_k=1, seed=3, max_tokens_per_completion=200, max_iterations=2
+)
+
+
+def test_forced_calls_through_the_gate(demo_gguf: Path, tmp_path: Path) -> None:
+    (tmp_path / "fruit.txt").write_text("apples and pears\n")
+    config = Config()
+    config.tools.workspace_root = str(tmp_path)
+    stack = build_tools(config)
+    stack.start()
+    backend = LlamaBackend(
+        resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=2048, n_threads=2))
+    )
+    specs = {s.name: s for s in stack.gate.specs()}
+    asked: list[PermissionRequest] = []
+
+    def deny(request: PermissionRequest) -> PermissionDecision:
+        asked.append(request)
+        return PermissionDecision(False, "once", "not in this test")
+
+    try:
+        events: list[Event] = []
+        run_agent_loop(
+            backend,
+            Conversation(),
+            "Read the file fruit.txt",
+            stack.gate,
+            GREEDY,
+            events.append,
+            LoopControl(ask=deny),
+            force_tools=[specs["read_file"]],
+        )
+        result = next(e for e in events if isinstance(e, ToolResult))
+        assert result.name == "read_file" and asked == []
+        # The tiny model picks the path; whatever it picked, the real tool answered.
+        assert (
+            result.success
+            or "no such file" in result.output
+            or "outside the workspace" in result.output
+        ), result.output
+
+        events = []
+        run_agent_loop(
+            backend,
+            Conversation(),
+            "Create notes.txt saying hi",
+            stack.gate,
+            GREEDY,
+            events.append,
+            LoopControl(ask=deny),
+            force_tools=[specs["write_file"]],
+        )
+        assert len(asked) == 1 and asked[0].tool == "write_file" and asked[0].diff, events
+        denied = next(e for e in events if isinstance(e, ToolResult))
+        assert denied.denied and not denied.success
+        assert any(isinstance(e, PermissionResult) and not e.allowed for e in events)
+        written = asked[0].arguments["path"]
+        assert not (tmp_path / written).exists(), "a denied write must not happen"
+    finally:
+        stack.close()
+
+
+def test_headless_denial_exit_status(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[tools]\nworkspace_root = "{tmp_path}"\n[agent]\ntemperature = 0.0\nmax_iterations = 2\n'
+    )
+    result = run_cli(
+        "-p", "Write hi to a file", "--force-tool", "write_file", "--config", str(config)
+    )
+    assert result.returncode == 5, (result.stdout, result.stderr)
+    assert "denied" in result.stderr and list(tmp_path.iterdir()) == [config]
+    unknown = run_cli("-p", "x", "--force-tool", "nope", "--config", str(config))
+    assert unknown.returncode == 2 and "unknown tool 'nope'" in unknown.stderr

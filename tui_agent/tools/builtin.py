@@ -1,0 +1,299 @@
+"""Built-in tools, served by an in-process MCP server so every tool call takes one path.
+
+File tools are confined to the workspace root; ``run_shell`` runs there with a timeout and an
+output cap. Failures raise ``ToolError`` with a message the model can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tui_agent.config import ToolsConfig
+from tui_agent.logfiles import route_python_logging
+from tui_agent.tools.workspace import OutsideWorkspaceError, Workspace
+
+READ_ONLY_TOOLS = ("read_file", "list_dir", "glob", "grep")
+DANGEROUS_TOOLS = ("write_file", "edit_file", "run_shell")
+# The argument a permission rule's pattern is matched against, per built-in tool.
+PRIMARY_ARGUMENT = {
+    "read_file": "path",
+    "list_dir": "path",
+    "glob": "pattern",
+    "grep": "pattern",
+    "write_file": "path",
+    "edit_file": "path",
+    "run_shell": "command",
+}
+PATH_TOOLS = ("read_file", "list_dir", "write_file", "edit_file")
+_SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+}
+_MAX_MATCHES = 200
+_MAX_ENTRIES = 500
+_MAX_GREP_BYTES = 5 * 1024 * 1024
+
+
+class ToolFailure(Exception):
+    """A tool failed in a way the model should hear about (the message is for it)."""
+
+
+class BuiltinTools:
+    def __init__(self, workspace: Workspace, config: ToolsConfig) -> None:
+        self.workspace = workspace
+        self.config = config
+
+    def _path(self, path: str) -> Path:
+        try:
+            return self.workspace.resolve(path)
+        except OutsideWorkspaceError as exc:
+            raise ToolFailure(str(exc)) from exc
+
+    def _text_file(self, path: str) -> tuple[Path, str]:
+        target = self._path(path)
+        if not target.exists():
+            raise ToolFailure(f"no such file: {path}")
+        if target.is_dir():
+            raise ToolFailure(f"{path} is a directory; use list_dir")
+        data = target.read_bytes()[: self.config.max_output_chars * 4]
+        if b"\0" in data[:8192]:
+            raise ToolFailure(f"{path} is a binary file")
+        return target, data.decode("utf-8", errors="replace")
+
+    def read_file(self, path: str, start_line: int = 1, end_line: int = 0) -> str:
+        """Read a text file; lines are numbered. start_line/end_line (1-based, inclusive) pick a range."""
+        _, text = self._text_file(path)
+        lines = text.splitlines()
+        first = max(start_line, 1)
+        last = len(lines) if end_line <= 0 else min(end_line, len(lines))
+        if first > max(len(lines), 1):
+            raise ToolFailure(
+                f"{path} has {len(lines)} lines; start_line {start_line} is past the end"
+            )
+        numbered = [f"{n:>6}\t{lines[n - 1]}" for n in range(first, last + 1)]
+        return f"{path} (lines {first}-{last} of {len(lines)})\n" + "\n".join(numbered)
+
+    def list_dir(self, path: str = ".") -> str:
+        """List a directory: sub-directories end with '/', files show their size."""
+        target = self._path(path)
+        if not target.is_dir():
+            raise ToolFailure(f"not a directory: {path}")
+        entries = sorted(target.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower()))
+        lines = [
+            f"{p.name}/" if p.is_dir() else f"{p.name}  ({p.stat().st_size} bytes)"
+            for p in entries[:_MAX_ENTRIES]
+        ]
+        more = f"\n… and {len(entries) - _MAX_ENTRIES} more" if len(entries) > _MAX_ENTRIES else ""
+        return "\n".join(lines) + more if lines else f"{path} is empty"
+
+    def glob(self, pattern: str, path: str = ".") -> str:
+        """Find files by glob pattern, e.g. '**/*.py', under path."""
+        base = self._path(path)
+        matches = []
+        for found in base.glob(pattern):
+            try:
+                resolved = self.workspace.resolve(str(found))
+            except OutsideWorkspaceError:
+                continue
+            if not _SKIP_DIRS & set(found.relative_to(base).parts):
+                matches.append(self.workspace.relative(resolved))
+        matches.sort()
+        shown = matches[:_MAX_ENTRIES]
+        more = f"\n… and {len(matches) - _MAX_ENTRIES} more" if len(matches) > _MAX_ENTRIES else ""
+        return "\n".join(shown) + more if shown else f"no files match {pattern!r}"
+
+    def grep(
+        self, pattern: str, path: str = ".", file_glob: str = "*", ignore_case: bool = False
+    ) -> str:
+        """Search file contents with a regular expression; prints file:line: text."""
+        try:
+            regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+        except re.error as exc:
+            raise ToolFailure(f"invalid regular expression {pattern!r}: {exc}") from exc
+        results: list[str] = []
+        for file in self._walk(self._path(path), file_glob):
+            for number, line in _text_lines(file):
+                if regex.search(line):
+                    results.append(
+                        f"{self.workspace.relative(file)}:{number}: {line.rstrip()[:300]}"
+                    )
+                    if len(results) >= _MAX_MATCHES:
+                        return "\n".join(results) + f"\n… stopped at {_MAX_MATCHES} matches"
+        return "\n".join(results) if results else f"no matches for {pattern!r}"
+
+    def _walk(self, base: Path, file_glob: str) -> Iterator[Path]:
+        if base.is_file():
+            yield base
+            return
+        for directory, dirs, files in os.walk(base):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+            for name in sorted(files):
+                candidate = Path(directory) / name
+                if Path(name).match(file_glob) and not candidate.is_symlink():
+                    yield candidate
+
+    def write_file(self, path: str, content: str) -> str:
+        """Create or overwrite a text file (parent directories are created)."""
+        target = self._path(path)
+        if target.is_dir():
+            raise ToolFailure(f"{path} is a directory")
+        existed = target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+        return f"{'replaced' if existed else 'created'} {self.workspace.relative(target)} ({len(content.encode())} bytes)"
+
+    def edit_file(self, path: str, old_string: str, new_string: str) -> str:
+        """Replace one exact, unique occurrence of old_string with new_string; returns the diff."""
+        target, before = self._text_file(path)
+        after = apply_edit(before, old_string, new_string, path)
+        target.write_text(after, encoding="utf-8")
+        return unified_diff(before, after, self.workspace.relative(target))
+
+    async def run_shell(self, command: str, timeout_sec: float = 0) -> str:
+        """Run a shell command in the workspace; returns its exit code and output."""
+        limit = (
+            min(timeout_sec, self.config.shell_timeout_sec)
+            if timeout_sec > 0
+            else self.config.shell_timeout_sec
+        )
+        process = await asyncio.create_subprocess_shell(
+            command,
+            cwd=self.workspace.root,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), limit)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            _kill_group(process)
+            await process.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise ToolFailure(
+                f"command timed out after {limit:g} s and was killed: {command}"
+            ) from exc
+        text = output.decode("utf-8", errors="replace")
+        return f"exit code {process.returncode}\n{text}"
+
+
+def _text_lines(file: Path) -> list[tuple[int, str]]:
+    """Numbered lines of a text file; binary, huge or unreadable files give none."""
+    try:
+        if file.stat().st_size > _MAX_GREP_BYTES:
+            return []
+        data = file.read_bytes()
+        if b"\0" in data[:8192]:
+            return []
+        return list(enumerate(data.decode("utf-8").splitlines(), start=1))
+    except (UnicodeDecodeError, OSError):
+        return []
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def apply_edit(before: str, old_string: str, new_string: str, path: str) -> str:
+    if not old_string:
+        raise ToolFailure("old_string is empty; to create a file use write_file")
+    count = before.count(old_string)
+    if count == 0:
+        raise ToolFailure(
+            f"old_string was not found in {path}; read the file and copy the text exactly"
+        )
+    if count > 1:
+        raise ToolFailure(
+            f"old_string occurs {count} times in {path}; include more context to make it unique"
+        )
+    return before.replace(old_string, new_string, 1)
+
+
+def unified_diff(before: str, after: str, name: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+    )
+    return "".join(lines) or "(no change)"
+
+
+def preview_change(tools: BuiltinTools, name: str, arguments: dict[str, Any]) -> str:
+    """The diff a write_file or edit_file call would make, for the permission prompt."""
+    try:
+        path = str(arguments.get("path", ""))
+        target = tools.workspace.resolve(path)
+        before = target.read_text(encoding="utf-8", errors="replace") if target.is_file() else ""
+        if name == "write_file":
+            after = str(arguments.get("content", ""))
+        elif name == "edit_file":
+            after = apply_edit(
+                before,
+                str(arguments.get("old_string", "")),
+                str(arguments.get("new_string", "")),
+                path,
+            )
+        else:
+            return ""
+        return unified_diff(before, after, tools.workspace.relative(target))
+    except (ToolFailure, OutsideWorkspaceError, OSError) as exc:
+        return f"(no preview: {exc})"
+
+
+def build_builtin_server(tools: BuiltinTools) -> Any:
+    """An MCPServer exposing the built-in tools with honest read-only/destructive annotations."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import ToolAnnotations
+
+    route_python_logging()  # before MCPServer(), which would install a stderr handler otherwise
+    server = MCPServer("llamachat-builtin")
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False)
+    destructive = ToolAnnotations(read_only_hint=False, destructive_hint=True)
+
+    def wrap(fn: Any) -> Any:
+        """Turn ToolFailure into the SDK's ToolError, whose message reaches the client."""
+        import functools
+        import inspect
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await fn(*args, **kwargs)
+                except ToolFailure as exc:
+                    raise ToolError(str(exc)) from exc
+
+            return run_async
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except ToolFailure as exc:
+                raise ToolError(str(exc)) from exc
+
+        return run
+
+    for name in READ_ONLY_TOOLS:
+        server.tool(name=name, annotations=read_only)(wrap(getattr(tools, name)))
+    for name in DANGEROUS_TOOLS:
+        server.tool(name=name, annotations=destructive)(wrap(getattr(tools, name)))
+    return server
