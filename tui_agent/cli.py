@@ -38,6 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the first model call a call of TOOL (grammar-constrained); repeatable",
     )
     _add_rule_flags(parser)
+    parser.add_argument(
+        "-c",
+        "--continue",
+        dest="continue_session",
+        action="store_true",
+        help="continue the most recent session",
+    )
+    parser.add_argument(
+        "-r",
+        "--resume",
+        metavar="ID",
+        help="resume the session with this id (a unique prefix is enough)",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=("text", "json", "stream-json"),
+        default="text",
+        help="headless output: text (default), json (one object at the end) or stream-json (one event per line)",
+    )
+    parser.add_argument(
+        "--no-save", action="store_true", help="do not save this headless run to the history"
+    )
     parser.set_defaults(handler=_run_default)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -87,6 +109,44 @@ def build_parser() -> argparse.ArgumentParser:
         "arguments", nargs="?", default="{}", help='JSON object, e.g. \'{"path": "README.md"}\''
     )
     tools_call.set_defaults(handler=_lazy("tui_agent.commands.tools_cmd", "call_tool"))
+
+    history = commands.add_parser(
+        "history", help="saved sessions: list, show, search, export, rename, delete"
+    )
+    history_commands = history.add_subparsers(
+        title="history commands", metavar="ACTION", required=True
+    )
+    module = "tui_agent.commands.history_cmd"
+    h_list = history_commands.add_parser("list", help="sessions, most recent first")
+    h_list.add_argument("--limit", type=int, default=50)
+    h_list.add_argument("--offset", type=int, default=0)
+    h_list.set_defaults(handler=_lazy(module, "list_history"))
+    h_show = history_commands.add_parser("show", help="one session as Markdown (or --json)")
+    h_show.add_argument("id")
+    h_show.set_defaults(handler=_lazy(module, "show_history"))
+    h_search = history_commands.add_parser(
+        "search", help="full-text search over every message and tool result"
+    )
+    h_search.add_argument("query")
+    h_search.add_argument("--limit", type=int, default=20)
+    h_search.set_defaults(handler=_lazy(module, "search_history"))
+    h_export = history_commands.add_parser("export", help="write a session as Markdown or JSON")
+    h_export.add_argument("id")
+    h_export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    h_export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    h_export.set_defaults(handler=_lazy(module, "export_history"))
+    h_rename = history_commands.add_parser("rename", help="give a session a new title")
+    h_rename.add_argument("id")
+    h_rename.add_argument("title")
+    h_rename.set_defaults(handler=_lazy(module, "rename_history"))
+    h_delete = history_commands.add_parser("delete", help="delete a session (asks first)")
+    h_delete.add_argument("id")
+    h_delete.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    h_delete.set_defaults(handler=_lazy(module, "delete_history"))
+    for sub in (h_list, h_show, h_search, h_export, h_rename, h_delete):
+        _add_common(sub)
+        if sub in (h_list, h_show, h_search):
+            sub.add_argument("--json", action="store_true", help="machine-readable output")
 
     mcp = commands.add_parser(
         "mcp", help="MCP servers: list them, import a Claude Desktop / .mcp.json file"

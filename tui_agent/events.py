@@ -6,6 +6,7 @@ immutable records; the TUI, headless mode and the tests consume the same stream.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -185,3 +186,10 @@ EventSink = Callable[[Event], None]
 
 def ignore_event(event: Event) -> None:
     """The sink for callers that do not care about progress."""
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """An event as JSON-ready data with a snake_case "type" (stream-json output, exports)."""
+    name = type(event).__name__
+    kind = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return {"type": kind, **dataclasses.asdict(event)}

@@ -30,6 +30,8 @@ class Message:
     name: str = ""
     # The reply was cut short by a cancel (or a crash); the text is what had streamed.
     interrupted: bool = False
+    # The history entry this message is saved as (None until the session store has it).
+    store_id: int | None = field(default=None, compare=False)
 
 
 @dataclass

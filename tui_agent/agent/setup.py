@@ -7,7 +7,8 @@ usable at once and sees progress as events.
 from __future__ import annotations
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
-from tui_agent.agent.worker import AgentWorker, BackendFactory
+from tui_agent.agent.conversation import Conversation
+from tui_agent.agent.worker import AgentWorker, BackendFactory, Recorder
 from tui_agent.config import Config
 from tui_agent.engine.resident import get_resident_model
 from tui_agent.events import EventSink
@@ -32,8 +33,19 @@ def start_worker(
     system_prompt: str | None = None,
     sink: EventSink | None = None,
     ask_user: bool = True,
+    recorder: Recorder | None = None,
+    conversation: Conversation | None = None,
 ) -> AgentWorker:
+    """A started worker; ``conversation`` continues a session (e.g. one loaded from history)."""
     worker = AgentWorker(
-        llama_backend_loader(config, model_spec), tools, config.agent, system_prompt, sink, ask_user
+        llama_backend_loader(config, model_spec),
+        tools,
+        config.agent,
+        system_prompt,
+        sink,
+        ask_user,
+        recorder,
     )
+    if conversation is not None:
+        worker.conversation = conversation
     return worker.start()

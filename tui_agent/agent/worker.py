@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
@@ -63,6 +64,10 @@ class _PendingPermission:
 BackendFactory = Callable[[EventSink], ModelBackend]
 
 
+class Recorder(Protocol):
+    def observe(self, event: Event, conversation: Conversation) -> None: ...
+
+
 class AgentWorker:
     def __init__(
         self,
@@ -72,13 +77,15 @@ class AgentWorker:
         system_prompt: str | None = None,
         sink: EventSink | None = None,
         ask_user: bool = True,
+        recorder: Recorder | None = None,
     ) -> None:
         """``load_backend`` runs on the worker thread, so the model is created where it is used.
 
         With ``ask_user=False`` (headless) a permission prompt is denied at once instead of waiting.
         """
         self.events: queue.Queue[Event] = queue.Queue()
-        self._sink = sink or self.events.put
+        self._out = sink or self.events.put
+        self._recorder = recorder
         self._load_backend = load_backend
         self.tools = tools or NoTools()
         self.config = config or AgentConfig()
@@ -125,6 +132,19 @@ class AgentWorker:
             self._thread.join(timeout)
 
     # --- the worker thread ------------------------------------------------------------------
+
+    def _sink(self, event: Event) -> None:
+        """Every event passes the recorder (on this thread) before it goes out."""
+        if self._recorder is not None:
+            try:
+                self._recorder.observe(event, self.conversation)
+            except Exception as exc:  # a full disk must not stop the chat; the user is told
+                self._out(
+                    Error(
+                        f"could not save the session: {exc}", "check the disk and [history] db_path"
+                    )
+                )
+        self._out(event)
 
     def _emit(self, event: Event) -> None:
         self._sink(event)

@@ -1,13 +1,22 @@
-"""`llamachat -p PROMPT`: one prompt, the reply streamed to stdout, an exit status for scripts."""
+"""`llamachat -p PROMPT`: one prompt, the reply streamed to stdout, an exit status for scripts.
+
+Output formats: ``text`` (the reply; tools and notes on stderr), ``json`` (one object at the
+end) and ``stream-json`` (one JSON object per event, one per line).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
+from typing import Any
 
+from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.setup import start_worker
 from tui_agent.agent.worker import SendPrompt
+from tui_agent.commands.history_cmd import open_store
 from tui_agent.commands.models_cmd import print_progress
 from tui_agent.config import Config, load_config
 from tui_agent.errors import ConfigError
@@ -22,7 +31,11 @@ from tui_agent.events import (
     TextDelta,
     ToolResult,
     ToolStart,
+    TurnStatistics,
+    event_to_dict,
 )
+from tui_agent.store.recorder import SessionRecorder
+from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.base import ToolSpec
 from tui_agent.tools.setup import ToolStack, build_tools
 
@@ -56,13 +69,26 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
     return config
 
 
+def session_to_continue(store: SessionStore, args: argparse.Namespace) -> Conversation | None:
+    """The conversation named by --continue / --resume, loaded from history."""
+    if args.resume:
+        return store.load_conversation(store.resolve_id(args.resume))
+    if args.continue_session:
+        latest = store.latest_session_id()
+        if latest is None:
+            raise ConfigError(
+                "--continue: there is no saved session yet", "start one without --continue"
+            )
+        return store.load_conversation(latest)
+    return None
+
+
 def forced_tools(stack: ToolStack, names: list[str]) -> list[ToolSpec] | None:
     if not names:
         return None
     specs = {s.name: s for s in stack.gate.specs()}
     unknown = [n for n in names if n not in specs]
     if unknown:
-        stack.close()
         raise ConfigError(
             f"--force-tool: unknown tool {unknown[0]!r}", f"available: {', '.join(specs)}"
         )
@@ -72,26 +98,48 @@ def forced_tools(stack: ToolStack, names: list[str]) -> list[ToolSpec] | None:
 def run_headless(args: argparse.Namespace) -> int:
     config = apply_overrides(load_config(args.config), args)
     prompt = read_prompt(args)
+    store = (
+        None if args.no_save and not (args.resume or args.continue_session) else open_store(config)
+    )
+    conversation = session_to_continue(store, args) if store is not None else None
+    recorder = (
+        SessionRecorder(store, args.model or config.model.source or "demo", os.getcwd())
+        if store and not args.no_save
+        else None
+    )
+    printer = _printer(args.output_format)
     stack = build_tools(config, args.allow, args.deny)
-    for status in stack.start():
-        if status.state == "failed":
-            print(f"[note] MCP server {status.name!r} failed: {status.error}", file=sys.stderr)
-    forced = forced_tools(stack, args.force_tool)
-    worker = start_worker(config, args.model, stack.gate, args.system, ask_user=False)
-    printer = _Printer()
     try:
-        worker.submit(SendPrompt(prompt, forced))
-        while True:
-            event = worker.events.get()
-            printer.show(event)
-            if isinstance(event, Completed):
-                break
-    except KeyboardInterrupt:
-        worker.cancel()
-        return 130
+        for status in stack.start():
+            if status.state == "failed":
+                printer.show(Notice(f"MCP server {status.name!r} failed: {status.error}"))
+        forced = forced_tools(stack, args.force_tool)
+        worker = start_worker(
+            config,
+            args.model,
+            stack.gate,
+            args.system,
+            ask_user=False,
+            recorder=recorder,
+            conversation=conversation,
+        )
+        try:
+            worker.submit(SendPrompt(prompt, forced))
+            while True:
+                event = worker.events.get()
+                printer.show(event)
+                if isinstance(event, Completed):
+                    break
+        except KeyboardInterrupt:
+            worker.cancel()
+            return 130
+        finally:
+            worker.stop()
+        printer.finish(worker.conversation.id if recorder else None)
     finally:
-        worker.stop()
         stack.close()
+        if store is not None:
+            store.close()
     reason = printer.completed.reason if printer.completed else "error"
     if reason in ("done", "end_of_sequence") and printer.denials:
         return EXIT_DENIED
@@ -99,28 +147,35 @@ def run_headless(args: argparse.Namespace) -> int:
 
 
 class _Printer:
-    """Reply text to stdout as it streams; tools, notices and errors to stderr."""
+    """Text output: the reply on stdout as it streams; tools, notices and errors on stderr."""
 
     def __init__(self) -> None:
         self.completed: Completed | None = None
         self.denials = 0
-        self.ended_with_newline = True
+        self.errors: list[Error] = []
+        self.usage = {
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+            "generated_tokens": 0,
+            "model_calls": 0,
+        }
+        self.tool_calls: list[dict[str, Any]] = []
+        self._ended_with_newline = True
 
     def show(self, event: Event) -> None:
+        self.track(event)
         if isinstance(event, TextDelta):
             sys.stdout.write(event.text)
             sys.stdout.flush()
-            self.ended_with_newline = event.text.endswith("\n")
+            self._ended_with_newline = event.text.endswith("\n")
         elif isinstance(event, DownloadProgress | ModelLoadProgress):
             print_progress(event)
         elif isinstance(event, ToolStart):
-            self._note(f"[tool] {event.name} {event.arguments}")
+            self._note(f"[tool] {event.name} {json.dumps(event.arguments, ensure_ascii=False)}")
         elif isinstance(event, ToolResult):
             status = "denied" if event.denied else "ok" if event.success else "failed"
             first_line = event.output.strip().splitlines()[0][:120] if event.output.strip() else ""
             self._note(f"[tool] {event.name}: {status}: {first_line}")
-        elif isinstance(event, PermissionResult) and not event.allowed:
-            self.denials += 1
         elif isinstance(event, Notice):
             self._note(f"[note] {event.message}")
         elif isinstance(event, Error):
@@ -128,12 +183,84 @@ class _Printer:
                 f"llamachat: error: {event.message}"
                 + (f"\n  hint: {event.hint}" if event.hint else "")
             )
+        elif isinstance(event, Completed) and not self._ended_with_newline:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    def track(self, event: Event) -> None:
+        if isinstance(event, PermissionResult) and not event.allowed:
+            self.denials += 1
+        elif isinstance(event, TurnStatistics):
+            self.usage["prompt_tokens"] += event.prompt_tokens
+            self.usage["cached_tokens"] += event.cached_tokens
+            self.usage["generated_tokens"] += event.generated_tokens
+            self.usage["model_calls"] += 1
+        elif isinstance(event, ToolResult):
+            self.tool_calls.append(
+                {"name": event.name, "success": event.success, "denied": event.denied}
+            )
+        elif isinstance(event, Error):
+            self.errors.append(event)
         elif isinstance(event, Completed):
             self.completed = event
-            if not self.ended_with_newline:
-                sys.stdout.write("\n")
-            sys.stdout.flush()
+
+    def finish(self, session_id: str | None) -> None:
+        """Called once the prompt is done; the JSON formats print their closing record here."""
 
     def _note(self, line: str) -> None:
         sys.stdout.flush()
         print(line, file=sys.stderr, flush=True)
+
+
+class _JsonPrinter(_Printer):
+    """One JSON object at the end: the reply, why it stopped, usage, tools, the session id."""
+
+    def show(self, event: Event) -> None:
+        self.track(event)
+
+    def finish(self, session_id: str | None) -> None:
+        completed = self.completed or Completed("error")
+        print(
+            json.dumps(
+                {
+                    "type": "result",
+                    "reason": completed.reason,
+                    "result": completed.text,
+                    "session_id": session_id,
+                    "usage": self.usage,
+                    "tool_calls": self.tool_calls,
+                    "denials": self.denials,
+                    "errors": [dataclasses.asdict(e) for e in self.errors],
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+class _StreamJsonPrinter(_Printer):
+    """One JSON object per event and line; a closing "result" line carries usage and session id."""
+
+    def show(self, event: Event) -> None:
+        self.track(event)
+        print(json.dumps(event_to_dict(event), ensure_ascii=False), flush=True)
+
+    def finish(self, session_id: str | None) -> None:
+        completed = self.completed or Completed("error")
+        print(
+            json.dumps(
+                {
+                    "type": "result",
+                    "reason": completed.reason,
+                    "session_id": session_id,
+                    "usage": self.usage,
+                    "denials": self.denials,
+                }
+            ),
+            flush=True,
+        )
+
+
+def _printer(output_format: str) -> _Printer:
+    return {"text": _Printer, "json": _JsonPrinter, "stream-json": _StreamJsonPrinter}[
+        output_format
+    ]()

@@ -1,0 +1,114 @@
+"""`llamachat history list|show|search|export|delete|rename`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from tui_agent.commands.models_cmd import print_table
+from tui_agent.config import Config, load_config
+from tui_agent.errors import LlamachatError
+from tui_agent.store.export import export_json, export_markdown
+from tui_agent.store.sessions import SessionStore
+
+
+def open_store(config: Config) -> SessionStore:
+    path = Path(config.history.db_path).expanduser() if config.history.db_path else None
+    store = SessionStore(path, config.history.retention_days)
+    for notice in store.notices:
+        print(f"[note] {notice}", file=sys.stderr)
+    return store
+
+
+def _store(args: argparse.Namespace) -> SessionStore:
+    return open_store(load_config(args.config))
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def list_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    sessions = store.list_sessions(args.limit, args.offset)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(s) for s in sessions], ensure_ascii=False, indent=2))
+    elif not sessions:
+        print("no sessions yet")
+    else:
+        rows = [[s.id, _when(s.updated), str(s.message_count), s.model, s.title] for s in sessions]
+        print_table(["ID", "UPDATED", "MSGS", "MODEL", "TITLE"], rows)
+    return 0
+
+
+def show_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    session_id = store.resolve_id(args.id)
+    print(
+        export_json(store, session_id) if args.json else export_markdown(store, session_id), end=""
+    )
+    return 0
+
+
+def search_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    hits = store.search(args.query, args.limit)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(h) for h in hits], ensure_ascii=False, indent=2))
+    elif not hits:
+        print(f"nothing matches {args.query!r}")
+    else:
+        print_table(
+            ["ID", "UPDATED", "TITLE", "MATCH"],
+            [[h.session_id, _when(h.updated), h.title, h.snippet.replace("\n", " ")] for h in hits],
+        )
+    return 0
+
+
+def export_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    session_id = store.resolve_id(args.id)
+    text = (
+        export_json(store, session_id)
+        if args.format == "json"
+        else export_markdown(store, session_id)
+    )
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def delete_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    session_id = store.resolve_id(args.id)
+    session = store.get_session(session_id)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise LlamachatError(
+                f"not deleting {session_id} without confirmation",
+                "pass --yes to delete without asking",
+            )
+        answer = input(
+            f"delete session {session_id} ({session.title!r}, {session.message_count} messages)? [y/N] "
+        )
+        if not answer.strip().lower().startswith("y"):
+            print("kept")
+            return 1
+    store.delete_session(session_id)
+    print(f"deleted {session_id}")
+    return 0
+
+
+def rename_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    session_id = store.resolve_id(args.id)
+    store.rename(session_id, args.title)
+    print(f"renamed {session_id}")
+    return 0

@@ -1,0 +1,1 @@
+"""Session history: the SQLite store, the recorder that fills it, export."""

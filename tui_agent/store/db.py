@@ -1,0 +1,150 @@
+"""The session database file: open, migrate, and never lose or overwrite what is in it.
+
+SQLite in WAL mode (readers never block the writer), schema versioned with ``PRAGMA
+user_version`` and forward migrations. A file that is not a readable database, or that a newer
+llamachat wrote, is moved aside (never deleted or overwritten) and the user is told where.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+# Each entry upgrades the schema from version i to i + 1, inside one transaction.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        model TEXT NOT NULL DEFAULT '',
+        workspace TEXT NOT NULL DEFAULT '',
+        parent_id TEXT REFERENCES sessions(id) ON DELETE SET NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        message_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sessions_by_updated ON sessions(updated DESC);
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        role TEXT NOT NULL DEFAULT '',
+        content TEXT NOT NULL DEFAULT '',
+        data TEXT NOT NULL DEFAULT '{}',
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE INDEX entries_by_session ON entries(session_id, id);
+    CREATE VIRTUAL TABLE entries_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+    CREATE TRIGGER entries_fts_delete AFTER DELETE ON entries BEGIN
+        DELETE FROM entries_fts WHERE rowid = old.id;
+    END;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_db_path() -> Path:
+    return platformdirs.user_data_path("llamachat") / "history.db"
+
+
+@dataclass
+class OpenedDatabase:
+    connection: sqlite3.Connection
+    path: Path
+    notices: list[str] = field(default_factory=list)
+
+
+def open_database(path: Path) -> OpenedDatabase:
+    """Open (creating or migrating) the database; a bad file is moved aside first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notices: list[str] = []
+    problem = _problem_with(path) if path.exists() else None
+    if problem is not None:
+        aside = _move_aside(path, problem[0])
+        notices.append(
+            f"the history database {path} {problem[1]}; it was moved to {aside} and a new one started"
+        )
+    connection = _connect(path)
+    _migrate(connection)
+    return OpenedDatabase(connection, path, notices)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives a process crash (kill -9); only power loss can
+    # lose the last transactions, and the file stays consistent either way.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+def _problem_with(path: Path) -> tuple[str, str] | None:
+    """(suffix, description) when the file must not be used as it is."""
+    try:
+        probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            version = probe.execute("PRAGMA user_version").fetchone()[0]
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if (
+                version <= SCHEMA_VERSION
+                and probe.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok"
+            ):
+                return "corrupt", "is damaged"
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        return "corrupt", f"could not be read ({exc})"
+    if version > SCHEMA_VERSION:
+        return (
+            f"v{version}",
+            f"was written by a newer llamachat (schema {version}, this one reads {SCHEMA_VERSION})",
+        )
+    return None
+
+
+def _move_aside(path: Path, suffix: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{suffix}-{stamp}")
+    path.rename(target)
+    for extra in ("-wal", "-shm"):
+        companion = path.with_name(path.name + extra)
+        if companion.exists():
+            companion.rename(target.with_name(target.name + extra))
+    return target
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    for target in range(version, SCHEMA_VERSION):
+        # executescript would commit on its own; run the statements in one explicit transaction.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[target]):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {target + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (triggers contain inner semicolons)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
