@@ -143,6 +143,19 @@ def get_resident_model(
     Loading another model frees the previous one first, so two never sit in memory together.
     """
     settings = LoadSettings.from_config(path, config)
+    model = _resident_for(settings, config, on_event)
+    # Also when the model was already loaded: a new front end learns it is ready from this event.
+    on_event(
+        ModelLoaded(
+            model.name, str(path), model.load_seconds, settings.n_ctx, model.template_source
+        )
+    )
+    return model
+
+
+def _resident_for(
+    settings: LoadSettings, config: ModelConfig, on_event: EventSink
+) -> ResidentModel:
     with _lock:
         current: ResidentModel | None = _resident["model"]
         if current is not None and current.settings == settings:
@@ -198,7 +211,6 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
     else:
         template, source = CHATML_TEMPLATE, "built-in ChatML (the GGUF has none)"
     on_event(ModelLoadProgress(info.name, 1.0))
-    on_event(ModelLoaded(info.name, str(settings.path), seconds, settings.n_ctx, source))
     return ResidentModel(settings, info, llama, seconds, template, source)
 
 

@@ -1,0 +1,323 @@
+"""Pilot tests of the chat app with a scripted model, real tools, a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.scripted import ScriptedBackend
+from tests.ui.harness import SIZE, make_app, make_config, send, wait_until
+from tui_agent.ui.screens.history import HistoryScreen
+from tui_agent.ui.screens.permission import GRACE_SECONDS, PermissionScreen
+from tui_agent.ui.widgets.transcript import (
+    AssistantMessage,
+    CompactionNotice,
+    NoticeLine,
+    ToolPanel,
+    UserMessage,
+)
+
+
+def call(name: str, **arguments: object) -> str:
+    return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
+
+
+def replies(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [m.text for m in app.query(AssistantMessage)]
+
+
+async def test_streams_a_reply(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        ["Hello! **Markdown** works.\n\n```python\nprint('hi')\n```\n"], piece_size=2
+    )
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="model ready")
+        await send(pilot, "hi there")
+        await wait_until(
+            pilot, lambda: app.status.info.state == "ready" and replies(app), what="reply"
+        )
+        assert [str(m.render()) for m in app.query(UserMessage)] == ["hi there"]
+        assert replies(app) == ["Hello! **Markdown** works.\n\n```python\nprint('hi')\n```\n"]
+        code = app.query("MarkdownFence")
+        assert code, "the code block is rendered as a fence at the end of the stream"
+        assert app.status.info.tokens_per_second >= 0 and app.status.info.context_used > 0
+
+
+async def test_read_only_tool_panel(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        [call("read_file", path="notes.txt"), "The keeper sleeps in the tower."]
+    )
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "where is the keeper?")
+        await wait_until(
+            pilot,
+            lambda: len(replies(app)) == 1 and app.status.info.state == "ready",
+            what="answer",
+        )
+        panel = app.query_one(ToolPanel)
+        assert panel.tool_name == "read_file" and panel.status == "ok"
+        assert "lighthouse keeper" in str(panel.query_one(".tool-output").render())
+
+
+async def permission_flow(tmp_path: Path, keys: list[str], second_call: bool = False):  # type: ignore[no-untyped-def]
+    script = [call("write_file", path="out.txt", content="written by the agent\n")]
+    if second_call:
+        script.append(call("write_file", path="out.txt", content="again\n"))
+    script.append("Done.")
+    backend = ScriptedBackend(script)
+    config = make_config(tmp_path)
+    app = make_app(tmp_path, backend, config)
+    workspace = Path(config.tools.workspace_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write the file")
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, PermissionScreen), what="permission prompt"
+        )
+        screen = app.screen
+        assert isinstance(screen, PermissionScreen)
+        assert (
+            screen.request.tool == "write_file" and "+written by the agent" in screen.request.diff
+        )
+        assert app.status.info.state == "waiting for permission"
+        assert not (workspace / "out.txt").exists(), "nothing runs while the prompt is open"
+        await pilot.pause(GRACE_SECONDS + 0.05)
+        for key in keys:
+            await pilot.press(key)
+        await wait_until(
+            pilot,
+            lambda: app.status.info.state == "ready" or isinstance(app.screen, PermissionScreen),
+            what="after the answer",
+        )
+        asked_twice = isinstance(app.screen, PermissionScreen)
+        if asked_twice:
+            await pilot.pause(GRACE_SECONDS + 0.05)
+            await pilot.press("y")
+            await wait_until(pilot, lambda: app.status.info.state == "ready", what="done")
+        return (
+            app,
+            backend,
+            workspace,
+            config,
+            asked_twice,
+            [p.status for p in app.query(ToolPanel)],
+        )
+
+
+async def test_allow_once(tmp_path: Path) -> None:
+    _app, _, workspace, _, asked_twice, statuses = await permission_flow(
+        tmp_path, ["y"], second_call=True
+    )
+    assert asked_twice, "allow once must ask again next time"
+    assert (workspace / "out.txt").read_text() == "again\n" and statuses == ["ok", "ok"]
+
+
+async def test_allow_for_session(tmp_path: Path) -> None:
+    _, _, _workspace, config, asked_twice, statuses = await permission_flow(
+        tmp_path, ["s"], second_call=True
+    )
+    assert not asked_twice and statuses == ["ok", "ok"]
+    assert "permissions" not in tomllib.loads(config.path.read_text())
+
+
+async def test_always_allow_saves_the_rule(tmp_path: Path) -> None:
+    _, _, workspace, config, _, _ = await permission_flow(tmp_path, ["a"])
+    saved = tomllib.loads(config.path.read_text())
+    assert saved["permissions"]["allow"] == ["write_file(out.txt)"]
+    assert (workspace / "out.txt").exists()
+
+
+async def test_deny_with_reason(tmp_path: Path) -> None:
+    _app, backend, workspace, _, _, statuses = await permission_flow(
+        tmp_path, ["n", *"not there", "enter"]
+    )
+    assert not (workspace / "out.txt").exists() and statuses == ["denied"]
+    assert "not there" in backend.prompts[1], "the model is told why"
+
+
+async def test_grace_period_ignores_early_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "tui_agent.ui.screens.permission.GRACE_SECONDS", 1.5
+    )  # room for a slow machine
+    backend = ScriptedBackend([call("write_file", path="early.txt", content="x"), "ok"])
+    config = make_config(tmp_path)
+    app = make_app(tmp_path, backend, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write")
+        await wait_until(pilot, lambda: isinstance(app.screen, PermissionScreen), what="prompt")
+        await pilot.press("y")  # typed a moment too late for the prompt input: must not approve
+        assert isinstance(app.screen, PermissionScreen)
+        assert not (Path(config.tools.workspace_root) / "early.txt").exists()
+        await pilot.pause(1.6)
+        await pilot.press("n", "enter")
+        await wait_until(pilot, lambda: app.status.info.state == "ready", what="done")
+
+
+async def test_escape_cancels_the_stream(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        ["This is a long answer that will be cut off in the middle. " * 3, "next"],
+        pause_after=4,
+        piece_size=3,
+    )
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "talk")
+        await wait_until(pilot, lambda: bool(replies(app)), what="first text")
+        await pilot.press("escape")
+        backend.resume.set()
+        await wait_until(pilot, lambda: app.status.info.state == "ready", what="cancelled")
+        reply = app.query_one(AssistantMessage)
+        assert reply.has_class("interrupted") and len(reply.text) < 30
+        assert any("cancelled" in str(n.render()) for n in app.query(NoticeLine))
+        await send(pilot, "again")
+        await wait_until(pilot, lambda: "next" in replies(app), what="next prompt works")
+
+
+async def test_compaction_notice(tmp_path: Path) -> None:
+    from tui_agent.tools.base import NoTools
+
+    backend = ScriptedBackend(["fine"] * 8, n_ctx=700, summaries=["The user asked about the sea."])
+    config = make_config(tmp_path, "[agent]\ncompaction_keep_recent = 2\n")
+    app = make_app(tmp_path, backend, config, tools=NoTools())
+    async with app.run_test(size=SIZE) as pilot:
+        for i in range(6):
+            await send(pilot, f"question {i} " + "about the sea " * 20)
+            await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
+            if app.query(CompactionNotice):
+                break
+        notice = app.query_one(CompactionNotice)
+        assert notice.headline.startswith("Context compacted:") and "messages" in notice.headline
+        assert (
+            "of 700 tokens" in notice.headline and notice.summary == "The user asked about the sea."
+        )
+
+
+async def test_slash_completion_recall_and_help(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend(["a", "b"]))
+    async with app.run_test(size=SIZE) as pilot:
+        prompt = app.query_one("#prompt")
+        prompt.focus()
+        await pilot.press("/", "h", "e")
+        assert app.query_one("#completions").display
+        await pilot.press("tab")
+        assert prompt.text == "/help"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ShowText", what="help")
+        await pilot.press("escape")
+        await send(pilot, "first question")
+        await wait_until(
+            pilot, lambda: app.status.info.state == "ready" and replies(app), what="reply"
+        )
+        prompt.focus()
+        await pilot.press("up")
+        assert prompt.text == "first question"  # type: ignore[attr-defined]
+        await pilot.press("down")
+        assert prompt.text == ""  # type: ignore[attr-defined]
+        await send(pilot, "/nonsense")
+        await pilot.pause()
+
+
+async def test_theme_switch_previews_and_saves(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    app = make_app(tmp_path, ScriptedBackend([]), config)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "llamachat-dark"
+        await send(pilot, "/theme")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ThemePicker", what="picker")
+        await pilot.press("down")
+        previewed = app.theme
+        assert previewed != "llamachat-dark", "moving in the list previews the theme"
+        await pilot.press("escape")
+        assert app.theme == "llamachat-dark", "escape goes back"
+        await send(pilot, "/theme")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ThemePicker", what="picker")
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ != "ThemePicker", what="closed")
+        assert tomllib.loads(config.path.read_text())["ui"]["theme"] == app.theme == previewed
+
+
+async def test_history_search_resume_and_delete(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        [
+            call("read_file", path="notes.txt"),
+            "In the tower.",
+            "Something else.",
+            "Resumed and continuing.",
+        ]
+    )
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "where is the keeper?")
+        await wait_until(pilot, lambda: "In the tower." in replies(app), what="first session")
+        first_id = app.controller.conversation.id  # type: ignore[union-attr]
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage), what="new session")
+        await send(pilot, "other topic")
+        await wait_until(pilot, lambda: "Something else." in replies(app), what="second session")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="browser")
+        history = app.screen
+        assert history.query_one("DataTable").row_count == 2
+        await pilot.press("ctrl+f", *"lighthouse")
+        await wait_until(
+            pilot,
+            lambda: history.searching and history.query_one("DataTable").row_count == 1,
+            what="search hit from a tool result",
+        )
+        assert history.selected_id() == first_id
+        await pilot.press("enter", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HistoryScreen), what="resumed")
+        await wait_until(pilot, lambda: "In the tower." in replies(app), what="transcript restored")
+        panel = app.query_one(ToolPanel)
+        assert panel.status == "ok" and "lighthouse" in str(
+            panel.query_one(".tool-output").render()
+        )
+        await send(pilot, "and now?")
+        await wait_until(pilot, lambda: "Resumed and continuing." in replies(app), what="continues")
+        assert "where is the keeper?" in backend.prompts[-1], (
+            "the model sees the resumed conversation"
+        )
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="browser again")
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "Confirm", what="asks first")
+        await pilot.press("n")
+        assert app.controller.store.count_sessions() == 2  # type: ignore[union-attr]
+        await pilot.press("ctrl+d")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "Confirm", what="asks again")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.controller.store.count_sessions() == 1, what="deleted")  # type: ignore[union-attr]
+
+
+async def test_model_load_failure_is_explained(tmp_path: Path) -> None:
+    from tui_agent.errors import ModelNotFoundError
+    from tui_agent.store.sessions import SessionStore
+    from tui_agent.tools.base import NoTools
+    from tui_agent.ui.app import LlamachatApp
+    from tui_agent.ui.controller import ChatController
+
+    config = make_config(tmp_path)
+
+    def loader(spec):  # type: ignore[no-untyped-def]
+        def fail(sink):  # type: ignore[no-untyped-def]
+            raise ModelNotFoundError("model file not found: /nope.gguf", "check the path")
+
+        return fail
+
+    app = LlamachatApp(
+        ChatController(config, loader, NoTools(), SessionStore(tmp_path / "x.db")), config
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(
+            pilot, lambda: app.status.info.state == "model failed", what="failure shown"
+        )
+        assert any("/nope.gguf" in str(n.render()) for n in app.query(NoticeLine))
+        await send(pilot, "hello?")
+        await pilot.pause()
+        assert not app.query(UserMessage), "a prompt is not sent to a model that failed to load"

@@ -1,0 +1,49 @@
+"""The chat app on the real demo model: streamed text arrives, Escape cancels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.ui.harness import SIZE, make_config, send, wait_until
+from tui_agent.store.sessions import SessionStore
+from tui_agent.tools.setup import build_tools
+from tui_agent.ui.app import LlamachatApp
+from tui_agent.ui.controller import ChatController
+from tui_agent.ui.widgets.transcript import AssistantMessage
+
+pytestmark = pytest.mark.model
+
+
+async def test_real_model_streams_and_cancels(tmp_path: Path, demo_gguf: Path) -> None:
+    config = make_config(
+        tmp_path,
+        "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 400\n[model]\nn_ctx = 2048\nn_threads = 2\n",
+    )
+    stack = build_tools(config)
+    controller = ChatController.from_config(
+        config, str(demo_gguf), SessionStore(tmp_path / "h.db"), stack
+    )
+    app = LlamachatApp(controller, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, timeout=60, what="the demo model to load")
+        assert app.status.info.context_size == 2048
+        await send(pilot, "Write a long story about a dragon who learns to cook.")
+        await wait_until(
+            pilot,
+            lambda: any(len(m.text) > 40 for m in app.query(AssistantMessage)),
+            timeout=60,
+            what="streamed text",
+        )
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, timeout=30, what="the cancel")
+        reply = app.query_one(AssistantMessage)
+        assert reply.has_class("interrupted")
+        assert app.status.info.tokens_per_second > 0
+        await send(pilot, "Say hi.")
+        await wait_until(
+            pilot, lambda: app.completed_prompts == 2, timeout=60, what="a second prompt"
+        )
+        assert len(app.query(AssistantMessage)) == 2
+    controller.close()

@@ -1,0 +1,465 @@
+"""The llamachat Textual app: a chat screen fed by the agent worker's typed events.
+
+Events are drained from the worker's queue on a timer; all text that arrived in one tick goes to
+the Markdown stream in a single write, so the UI never handles one message per token.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Static
+
+from tui_agent.config import Config, save_settings
+from tui_agent.events import (
+    Completed,
+    ContextCompacted,
+    DownloadProgress,
+    Error,
+    Event,
+    IterationStart,
+    ModelLoaded,
+    ModelLoadProgress,
+    Notice,
+    PermissionRequest,
+    SessionChanged,
+    TextDelta,
+    ToolResult,
+    ToolStart,
+    TurnStatistics,
+)
+from tui_agent.store.sessions import Entry
+from tui_agent.ui.controller import ChatController
+from tui_agent.ui.screens.dialogs import ShowText
+from tui_agent.ui.screens.history import HistoryScreen
+from tui_agent.ui.screens.permission import PermissionScreen
+from tui_agent.ui.screens.theme_picker import ThemePicker
+from tui_agent.ui.themes import DEFAULT_THEME, load_themes
+from tui_agent.ui.widgets.prompt_input import SLASH_COMMANDS, PromptInput
+from tui_agent.ui.widgets.status_bar import StatusBar
+from tui_agent.ui.widgets.transcript import (
+    AssistantMessage,
+    CompactionNotice,
+    NoticeLine,
+    ToolPanel,
+    Transcript,
+    UserMessage,
+)
+
+# How often the event queue is drained. Measured here: 150 ms batching streamed 300 tokens with
+# ~14% overhead over generation alone, 30 ms with ~47%; this keeps text lively at low cost.
+PUMP_SECONDS = 0.1
+
+
+class LlamachatApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "llamachat"
+    BINDINGS = [
+        Binding("escape", "cancel", "cancel"),
+        Binding("ctrl+n", "new_session", "new session"),
+        Binding("ctrl+r", "history", "history"),
+        Binding("ctrl+t", "pick_theme", "theme"),
+        Binding("ctrl+o", "compact", "compact"),
+        Binding("f1", "help", "help"),
+        Binding("ctrl+q", "quit", "quit", priority=True),
+    ]
+
+    def __init__(
+        self, controller: ChatController, config: Config, extra_theme_dirs: list[Path] | None = None
+    ) -> None:
+        super().__init__()
+        self.controller = controller
+        self.config = config
+        self.current_reply: AssistantMessage | None = None
+        self.model_ready = False
+        self.model_failed = ""
+        self.completed_prompts = 0
+        self._theme_dirs = extra_theme_dirs
+
+    def compose(self) -> ComposeResult:
+        yield Transcript(id="transcript")
+        yield Static("", id="completions")
+        yield PromptInput()
+        yield StatusBar()
+        yield Footer()
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._load_themes()
+        self.status.set(state="loading model", model=self.controller.model_label, progress=0.0)
+        self.query_one("#completions").display = False
+        self.controller.start()
+        if self.controller.initial is not None and self.controller.store is not None:
+            self.call_after_refresh(self._render_history, self.controller.initial.id)
+        self.set_interval(PUMP_SECONDS, self.pump_events)
+        self.query_one(PromptInput).focus()
+        if self.controller.store is not None:
+            for notice in self.controller.store.notices:
+                self.notify(notice, severity="warning", timeout=15)
+
+    def _load_themes(self) -> None:
+        loaded = load_themes(self._theme_dirs)
+        for theme in loaded.themes.values():
+            self.register_theme(theme)
+        for problem in loaded.problems:
+            self.notify(problem, severity="warning", timeout=10)
+        wanted = self.config.ui.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.notify(
+                f"unknown theme {wanted!r} in [ui] theme; using {DEFAULT_THEME}. Pick one with /theme",
+                severity="warning",
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one(Transcript)
+
+    # --- events from the worker -------------------------------------------------------------
+
+    async def pump_events(self) -> None:
+        text: list[str] = []
+        while True:
+            try:
+                event = self.controller.events.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                continue
+            if text:
+                await self._write_reply("".join(text))
+                text = []
+            await self.handle_event(event)
+        if text:
+            await self._write_reply("".join(text))
+
+    async def _write_reply(self, text: str) -> None:
+        if self.current_reply is None:
+            if not text.strip():
+                return
+            self.current_reply = AssistantMessage()
+            await self.transcript.add(self.current_reply)
+            text = text.lstrip()
+        await self.current_reply.append(text)
+
+    async def _end_reply(self) -> None:
+        if self.current_reply is not None:
+            await self.current_reply.finish()
+            self.current_reply = None
+
+    async def handle_event(self, event: Event) -> None:
+        status = self.status
+        if isinstance(event, DownloadProgress):
+            status.set(state="downloading", progress=event.fraction)
+        elif isinstance(event, ModelLoadProgress):
+            status.set(state="loading model", progress=event.fraction)
+        elif isinstance(event, ModelLoaded):
+            self.model_ready = True
+            status.set(state="ready", progress=None, model=event.model, context_size=event.n_ctx)
+        elif isinstance(event, IterationStart):
+            status.set(state="generating", progress=None)
+        elif isinstance(event, ToolStart):
+            await self._end_reply()
+            await self.transcript.add(ToolPanel(event.call_id, event.name, event.arguments))
+        elif isinstance(event, PermissionRequest):
+            self._ask_permission(event)
+        elif isinstance(event, ToolResult):
+            panel = self.transcript.tool_panel(event.call_id)
+            if panel is not None:
+                panel.set_result(event.success, event.output, event.denied)
+            status.set(state="generating")
+        elif isinstance(event, ContextCompacted):
+            await self._end_reply()
+            await self.transcript.add(
+                CompactionNotice(
+                    event.messages_before,
+                    event.messages_after,
+                    event.prompt_tokens,
+                    event.context_size,
+                    event.summary,
+                    event.manual,
+                )
+            )
+            status.set(context_used=event.prompt_tokens)
+        elif isinstance(event, TurnStatistics):
+            status.set(
+                context_used=event.prompt_tokens + event.generated_tokens,
+                tokens_per_second=event.tokens_per_second,
+                time_to_first_token=event.time_to_first_token,
+            )
+        elif isinstance(event, Completed):
+            await self._completed(event)
+        elif isinstance(event, Error):
+            await self._end_reply()
+            self.notify(
+                event.message + (f"\n{event.hint}" if event.hint else ""),
+                severity="error",
+                timeout=12,
+            )
+            await self.transcript.add(NoticeLine(f"error: {event.message}", "error"))
+            if not self.model_ready:
+                self.model_failed = event.message
+                status.set(state="model failed", progress=None)
+        elif isinstance(event, Notice):
+            self.notify(event.message, timeout=8)
+            await self.transcript.add(NoticeLine(event.message))
+        elif isinstance(event, SessionChanged) and not event.resumed:
+            await self.transcript.remove_children()
+            status.set(context_used=0)
+
+    async def _completed(self, event: Completed) -> None:
+        self.completed_prompts += 1
+        if event.reason == "cancelled" and self.current_reply is not None:
+            self.current_reply.mark_interrupted()
+        await self._end_reply()
+        if event.reason in ("max_iterations", "repeated_tool_call"):
+            await self.transcript.add(
+                NoticeLine(f"stopped: {event.reason.replace('_', ' ')}", "warning")
+            )
+        elif event.reason == "cancelled":
+            await self.transcript.add(NoticeLine("cancelled", "warning"))
+        if self.model_ready:
+            self.status.set(state="ready")
+
+    def _ask_permission(self, request: PermissionRequest) -> None:
+        panel = self.transcript.tool_panel(request.call_id)
+        if panel is not None:
+            panel.waiting()
+        self.status.set(state="waiting for permission")
+
+        def answered(decision: object) -> None:
+            from tui_agent.tools.base import PermissionDecision
+
+            assert isinstance(decision, PermissionDecision)
+            if panel is not None:
+                panel.resume_running()
+            self.status.set(state="generating")
+            self.controller.reply_permission(request.request_id, decision)
+
+        self.push_screen(PermissionScreen(request), answered)
+
+    # --- the prompt -------------------------------------------------------------------------
+
+    @on(PromptInput.Submitted)
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        self.query_one("#completions").display = False
+        if event.text.startswith("/"):
+            await self.run_slash_command(event.text)
+            return
+        if self.model_failed:
+            self.notify(
+                f"the model could not be loaded: {self.model_failed}. Pick another with /model NAME",
+                severity="error",
+            )
+            return
+        await self.transcript.add(UserMessage(event.text))
+        self.transcript.anchor()
+        if not self.model_ready:
+            self.notify("the model is still loading; your message runs as soon as it is ready")
+        self.controller.send(event.text)
+
+    @on(PromptInput.Changed)
+    def _show_completions(self, event: PromptInput.Changed) -> None:
+        box = self.query_one("#completions", Static)
+        options = self.query_one(PromptInput).completions()
+        box.display = bool(options)
+        if options:
+            box.update(
+                Text.assemble(
+                    *[
+                        (f"{name}  ", "bold") if i == 0 else f"{name}  "
+                        for i, name in enumerate(options)
+                    ],
+                    ("   Tab completes · ", "dim"),
+                    (SLASH_COMMANDS[options[0]], "dim"),
+                )
+            )
+
+    async def run_slash_command(self, text: str) -> None:
+        name, _, argument = text.partition(" ")
+        actions = {
+            "/new": self.action_new_session,
+            "/compact": self.action_compact,
+            "/theme": self.action_pick_theme,
+            "/tools": self.action_tools,
+            "/history": self.action_history,
+            "/help": self.action_help,
+            "/quit": self.action_quit,
+        }
+        if name == "/model":
+            self.switch_model(argument.strip())
+        elif name in actions:
+            result = actions[name]()
+            if inspect.isawaitable(result):
+                await result
+        else:
+            self.notify(f"unknown command {name}; type / to see the commands", severity="warning")
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def action_cancel(self) -> None:
+        if self.controller.busy:
+            self.controller.cancel()
+            self.status.set(state="cancelling")
+
+    def action_new_session(self) -> None:
+        self.controller.new_session()
+        self.notify("new session")
+
+    def action_compact(self) -> None:
+        self.controller.compact()
+        self.notify("compacting…")
+
+    def switch_model(self, spec: str) -> None:
+        if not spec:
+            self.notify(
+                f"running {self.controller.model_label}. Switch with /model NAME: tiny, small, medium,"
+                " a .gguf path or org/repo:file.gguf (see `llamachat models list`)",
+                timeout=12,
+            )
+            return
+        from tui_agent.errors import LlamachatError
+        from tui_agent.models.sources import parse_model_spec
+
+        try:
+            parse_model_spec(spec)
+        except LlamachatError as exc:
+            self.notify(f"{exc.message}\n{exc.hint}", severity="error")
+            return
+        self.model_ready, self.model_failed = False, ""
+        self.status.set(state="loading model", model=spec, progress=0.0, context_used=0)
+        self.controller.switch_model(spec)
+        self.call_later(self.transcript.remove_children)
+
+    def action_tools(self) -> None:
+        specs = self.controller.tool_specs()
+        body = Text()
+        for spec in specs:
+            body.append(f"{spec.name}", style="bold")
+            body.append(f"  [{spec.server}]  {(spec.description.splitlines() or [''])[0]}\n")
+        self.push_screen(
+            ShowText(f"{len(specs)} tools", body if specs else "no tools yet (still starting?)")
+        )
+
+    def action_help(self) -> None:
+        body = Text()
+        body.append("Keys\n", style="bold underline")
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            body.append(f"  {binding.key:<10} {binding.description}\n")
+        body.append(
+            "  enter      send\n  ctrl+j     new line\n  up/down    recall earlier prompts\n"
+            "  ctrl+p     command palette\n\n"
+        )
+        body.append("Commands\n", style="bold underline")
+        for name, description in SLASH_COMMANDS.items():
+            body.append(f"  {name:<10} {description}\n")
+        self.push_screen(ShowText("Help", body))
+
+    @work
+    async def action_pick_theme(self) -> None:
+        names = sorted(self.available_themes)
+        chosen = await self.push_screen_wait(ThemePicker(names, self.theme))
+        if chosen:
+            self.config.ui.theme = chosen
+            if self.config.path is not None:
+                save_settings(self.config.path, {"ui": {"theme": chosen}})
+            self.notify(f"theme {chosen} saved")
+
+    @work
+    async def action_history(self) -> None:
+        if self.controller.store is None:
+            self.notify("history is off in this run", severity="warning")
+            return
+        session_id = await self.push_screen_wait(HistoryScreen(self.controller.store))
+        if session_id:
+            if self.controller.busy:
+                self.controller.cancel()
+            self.controller.resume(session_id)
+            await self._render_history(session_id)
+
+    async def _render_history(self, session_id: str) -> None:
+        """Restore a saved session's transcript, tool panels included."""
+        assert self.controller.store is not None
+        transcript = self.transcript
+        await transcript.remove_children()
+        self.current_reply = None
+        results = {
+            e.data.get("tool_call_id"): e
+            for e in self.controller.store.entries(session_id)
+            if e.role == "tool"
+        }
+        for entry in self.controller.store.entries(session_id):
+            for widget in _widgets_for(entry, results):
+                await transcript.add(widget)
+        transcript.anchor()
+        title = self.controller.store.get_session(session_id).title
+        self.notify(f"resumed {title!r}")
+
+    def get_system_commands(self, screen: Screen[object]):  # type: ignore[no-untyped-def]
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "New session", "Start a new conversation (/new)", self.action_new_session
+        )
+        yield SystemCommand("Compact", "Summarize old messages now (/compact)", self.action_compact)
+        yield SystemCommand(
+            "History", "Browse, search and resume sessions (/history)", self.action_history
+        )
+        yield SystemCommand(
+            "Pick theme", "Choose a colour theme with live preview (/theme)", self.action_pick_theme
+        )
+        yield SystemCommand("Tools", "List the tools (/tools)", self.action_tools)
+        yield SystemCommand("Help", "Keys and commands (/help)", self.action_help)
+
+    async def action_quit(self) -> None:
+        self.controller.close()
+        self.exit()
+
+
+def _widgets_for(entry: Entry, results: dict[object, Entry]) -> list[Widget]:
+    """The transcript widgets for one stored entry (tool panels get their stored result)."""
+    if entry.kind == "compaction":
+        d = entry.data
+        return [
+            CompactionNotice(
+                d.get("messages_before", 0),
+                d.get("messages_after", 0),
+                d.get("prompt_tokens", 0),
+                d.get("context_size", 0),
+                entry.content,
+                bool(d.get("manual")),
+            )
+        ]
+    if entry.kind != "message" or entry.role not in ("user", "assistant"):
+        return []
+    if entry.role == "user":
+        return [UserMessage(entry.content)]
+    widgets: list[Widget] = []
+    if entry.content or entry.interrupted:
+        widgets.append(AssistantMessage(entry.content, entry.interrupted))
+    for call in entry.data.get("tool_calls", []):
+        result = results.get(call["id"])
+        restored = None
+        if result is not None:
+            restored = (
+                result.data.get("success", True) is not False,
+                result.content,
+                bool(result.data.get("denied")),
+            )
+        widgets.append(ToolPanel(call["id"], call["name"], call.get("arguments", {}), restored))
+    return widgets

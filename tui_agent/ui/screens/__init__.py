@@ -1,0 +1,1 @@
+"""Screens: history browser, permission prompt, theme picker, help."""

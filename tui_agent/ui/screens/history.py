@@ -1,0 +1,188 @@
+"""The history browser: sessions, full-text search, a preview, resume, rename, delete, export."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Markdown, Static
+
+from tui_agent.store.export import export_markdown
+from tui_agent.store.sessions import SessionStore
+from tui_agent.ui.screens.dialogs import AskText, Confirm
+
+PAGE_SIZE = 100
+PREVIEW_ENTRIES = 40
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+class HistoryScreen(Screen[str | None]):
+    """Dismisses with the id of the session to resume, or None."""
+
+    BINDINGS = [
+        Binding("escape", "close", "back"),
+        Binding("enter", "resume", "resume", priority=True),
+        Binding("ctrl+e", "export", "export"),
+        Binding("ctrl+r", "rename", "rename"),
+        Binding("ctrl+d", "delete", "delete"),
+        Binding("ctrl+f", "focus_search", "search"),
+    ]
+
+    def __init__(self, store: SessionStore) -> None:
+        super().__init__()
+        self.store = store
+        self.loaded = 0
+        self.exhausted = False
+        self.searching = False
+        self._preview_timer: Timer | None = None
+        self._search_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("History", id="history-title")
+        yield Input(placeholder="Search every message and tool result…", id="history-search")
+        with Horizontal(id="history-body"):
+            yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="history-preview"):
+                yield Markdown("", id="history-preview-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("updated", "msgs", "title")
+        self.load_page()
+        table.focus()
+
+    def load_page(self) -> None:
+        """Add the next page of sessions (lazy: 10,000 sessions open as fast as 100)."""
+        if self.exhausted or self.searching:
+            return
+        sessions = self.store.list_sessions(PAGE_SIZE, self.loaded)
+        table = self.query_one(DataTable)
+        for s in sessions:
+            table.add_row(_when(s.updated), str(s.message_count), s.title or "untitled", key=s.id)
+        self.loaded += len(sessions)
+        self.exhausted = len(sessions) < PAGE_SIZE
+        self.sub_title = f"{self.store.count_sessions():,} sessions"
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= self.loaded - 10:
+            self.load_page()
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+        self._preview_timer = self.set_timer(0.12, self.show_preview)
+
+    def selected_id(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return str(key.value) if key.value is not None else None
+
+    def show_preview(self) -> None:
+        session_id = self.selected_id()
+        preview = self.query_one("#history-preview-text", Markdown)
+        if session_id is None:
+            preview.update("*no session selected*")
+            return
+        text = export_markdown(self.store, session_id)
+        lines = text.splitlines()
+        if len(lines) > PREVIEW_ENTRIES * 6:
+            text = (
+                "\n".join(lines[: PREVIEW_ENTRIES * 6]) + "\n\n*… open the session to see the rest*"
+            )
+        preview.update(text)
+
+    @on(Input.Changed, "#history-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(0.15, lambda: self.run_search(event.value))
+
+    def run_search(self, query: str) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        if not query.strip():
+            self.searching, self.loaded, self.exhausted = False, 0, False
+            self.load_page()
+            return
+        self.searching = True
+        hits = self.store.search(query, limit=200)
+        for hit in hits:
+            table.add_row(
+                _when(hit.updated), "", f"{hit.title} — {hit.snippet}", key=hit.session_id
+            )
+        self.sub_title = f"{len(hits)} matching sessions"
+
+    @on(Input.Submitted, "#history-search")
+    def _search_submitted(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#history-search", Input).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_resume(self) -> None:
+        if self.focused is self.query_one("#history-search"):
+            self.query_one(DataTable).focus()
+            return
+        session_id = self.selected_id()
+        if session_id is not None:
+            self.dismiss(session_id)
+
+    @work
+    async def action_rename(self) -> None:
+        session_id = self.selected_id()
+        if session_id is None:
+            return
+        current = self.store.get_session(session_id).title
+        title = await self.app.push_screen_wait(AskText("New title:", current))
+        if title:
+            self.store.rename(session_id, title)
+            self._reload()
+
+    @work
+    async def action_delete(self) -> None:
+        session_id = self.selected_id()
+        if session_id is None:
+            return
+        session = self.store.get_session(session_id)
+        question = (
+            f"Delete {session.title!r} ({session.message_count} messages)? This cannot be undone."
+        )
+        if await self.app.push_screen_wait(Confirm(question)):
+            self.store.delete_session(session_id)
+            self.notify(f"deleted {session.title!r}")
+            self._reload()
+
+    def action_export(self) -> None:
+        session_id = self.selected_id()
+        if session_id is None:
+            return
+        target = Path.cwd() / f"llamachat-{session_id}.md"
+        target.write_text(export_markdown(self.store, session_id), encoding="utf-8")
+        self.notify(f"exported to {target}")
+
+    def _reload(self) -> None:
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        self.loaded, self.exhausted = 0, False
+        query = self.query_one("#history-search", Input).value
+        if query.strip():
+            self.run_search(query)
+        else:
+            self.load_page()
+        if table.row_count:
+            table.move_cursor(row=min(row, table.row_count - 1))

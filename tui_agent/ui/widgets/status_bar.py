@@ -1,0 +1,66 @@
+"""The status line: state, model, context use, speed, memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui_agent.engine.resident import current_rss
+from tui_agent.models.memory import format_bytes
+
+
+@dataclass
+class StatusInfo:
+    state: str = "starting"
+    model: str = ""
+    context_used: int = 0
+    context_size: int = 0
+    tokens_per_second: float = 0.0
+    time_to_first_token: float = 0.0
+    progress: float | None = None
+
+
+class StatusBar(Static):
+    def __init__(self) -> None:
+        super().__init__("", id="status-bar")
+        self.info = StatusInfo()
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.refresh_status)  # RSS changes without events
+        self.refresh_status()
+
+    def set(self, **changes: object) -> None:
+        for key, value in changes.items():
+            setattr(self.info, key, value)
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
+        self.update(self.render_text())
+
+    def render_text(self) -> Text:
+        info = self.info
+        state = info.state if info.progress is None else f"{info.state} {info.progress:.0%}"
+        style = {
+            "ready": "bold green",
+            "generating": "bold yellow",
+            "waiting for permission": "bold magenta",
+            "model failed": "bold red",
+        }.get(info.state, "bold cyan")
+        parts: list[str | tuple[str, str]] = [(f"● {state}", style)]
+        if info.model:
+            parts += ["  │  ", (info.model, "bold")]
+        if info.context_size:
+            filled = round(10 * min(info.context_used / info.context_size, 1.0))
+            parts += [
+                "  │  ctx ",
+                ("▰" * filled + "▱" * (10 - filled), "cyan"),
+                f" {info.context_used:,}/{info.context_size:,}",
+            ]
+        if info.tokens_per_second:
+            parts += [
+                f"  │  {info.tokens_per_second:.0f} tok/s · first token {info.time_to_first_token:.2f} s"
+            ]
+        parts += [f"  │  RSS {format_bytes(current_rss())}"]
+        return Text.assemble(*parts)
