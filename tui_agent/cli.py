@@ -148,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
         if sub in (h_list, h_show, h_search):
             sub.add_argument("--json", action="store_true", help="machine-readable output")
 
+    bench = commands.add_parser(
+        "bench", help="measure llamachat against the bare engine on this machine"
+    )
+    _add_common(bench)
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument(
+        "--quick", action="store_true", help="fewer repetitions (about a minute on the demo model)"
+    )
+    bench.set_defaults(handler=_lazy("tui_agent.commands.bench_cmd", "bench"))
+
     mcp = commands.add_parser(
         "mcp", help="MCP servers: list them, import a Claude Desktop / .mcp.json file"
     )

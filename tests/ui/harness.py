@@ -75,6 +75,7 @@ async def wait_until(
 
 
 async def send(pilot: Pilot[object], text: str) -> None:
+    """Type a prompt and press Enter (a prompt sent while the model loads waits for it)."""
     prompt = pilot.app.query_one("#prompt")
     prompt.text = text  # type: ignore[attr-defined]
     prompt.focus()

@@ -40,9 +40,11 @@ def freeze() -> None:
 
 
 async def steady(pilot: Pilot[object]) -> None:
-    """A blinking cursor would make every picture differ: keep it on."""
-    await pilot.pause()
-    pilot.app.query_one("#prompt").cursor_blink = False  # type: ignore[attr-defined]
+    """Start from the same place every time: model ready, cursor not blinking."""
+    app = pilot.app
+    assert isinstance(app, LlamachatApp)
+    await wait_until(pilot, lambda: app.model_ready, what="the model")
+    app.query_one("#prompt").cursor_blink = False  # type: ignore[attr-defined]
 
 
 def call(name: str, **arguments: object) -> str:

@@ -21,14 +21,19 @@ async def test_real_model_streams_and_cancels(tmp_path: Path, demo_gguf: Path) -
         tmp_path,
         "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 400\n[model]\nn_ctx = 2048\nn_threads = 2\n",
     )
-    stack = build_tools(config)
     controller = ChatController.from_config(
-        config, str(demo_gguf), SessionStore(tmp_path / "h.db"), stack
+        config, str(demo_gguf), SessionStore(tmp_path / "h.db"), lambda: build_tools(config)
     )
     app = LlamachatApp(controller, config)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_ready, timeout=60, what="the demo model to load")
+        assert "read_file" in [s.name for s in controller.tool_specs()], (
+            "tools start before the model"
+        )
         assert app.status.info.context_size == 2048
+        assert "read_file" in [s.name for s in controller.tool_specs()], (
+            "tools start before the model loads"
+        )
         await send(pilot, "Write a long story about a dragon who learns to cook.")
         await wait_until(
             pilot,

@@ -221,3 +221,13 @@ def test_one_shot_is_isolated() -> None:
 def test_function_tools_unused_import_guard() -> None:
     assert FunctionTools().specs() == []
     assert Conversation().messages == []
+
+
+def test_a_bug_while_loading_is_reported_not_swallowed() -> None:
+    def broken(sink):  # type: ignore[no-untyped-def]
+        raise TypeError("'ToolStack' object is not callable")
+
+    worker = AgentWorker(broken).start()
+    error = next_of(worker, Error)
+    assert isinstance(error, Error) and "internal error while loading: TypeError" in error.message
+    assert next_of(worker, Completed) == Completed("error")

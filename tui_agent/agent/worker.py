@@ -156,6 +156,17 @@ class AgentWorker:
             self._emit(Error(exc.message, exc.hint))
             self._emit(Completed("error"))
             return
+        except (
+            Exception
+        ) as exc:  # a bug while loading must still reach the user, not kill the thread silently
+            self._emit(
+                Error(
+                    f"internal error while loading: {type(exc).__name__}: {exc}",
+                    "please report this with the output of --debug",
+                )
+            )
+            self._emit(Completed("error"))
+            return
         finally:
             self.ready.set()
         self._track_session()

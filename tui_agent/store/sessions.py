@@ -315,15 +315,20 @@ class SessionStore:
     # --- search ---------------------------------------------------------------------------
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Full-text search over every message and tool result; one hit per session, best first."""
+        """Full-text search over every message and tool result; one hit per session, newest first.
+
+        Newest first (by entry id) rather than by relevance: FTS5 walks its index in rowid order,
+        so no sort over every match is needed, and the session you were just in comes first.
+        """
         match = _fts_query(query)
         if not match:
             return []
         rows = self._read(
-            "SELECT e.session_id, s.title, s.updated, e.id AS entry_id,"
-            " snippet(entries_fts, 0, '[', ']', '…', 10) AS snippet"
-            " FROM entries_fts JOIN entries e ON e.id = entries_fts.rowid JOIN sessions s ON s.id = e.session_id"
-            " WHERE entries_fts MATCH ? ORDER BY rank LIMIT ?",
+            "SELECT e.session_id, s.title, s.updated, hit.rowid AS entry_id, hit.snippet FROM"
+            " (SELECT rowid, snippet(entries_fts, 0, '[', ']', '…', 10) AS snippet FROM entries_fts"
+            "  WHERE entries_fts MATCH ? ORDER BY rowid DESC LIMIT ?) AS hit"
+            " JOIN entries e ON e.id = hit.rowid JOIN sessions s ON s.id = e.session_id"
+            " ORDER BY hit.rowid DESC",
             (match, limit * 5),
         )
         hits: dict[str, SearchHit] = {}

@@ -19,10 +19,32 @@ from tui_agent.config import Config
 from tui_agent.events import Event, EventSink, Notice
 from tui_agent.store.recorder import SessionRecorder
 from tui_agent.store.sessions import SessionStore
-from tui_agent.tools.base import PermissionDecision, ToolExecutor, ToolSpec
+from tui_agent.tools.base import (
+    CallContext,
+    PermissionDecision,
+    ToolCall,
+    ToolExecutor,
+    ToolOutcome,
+    ToolSpec,
+)
 from tui_agent.tools.setup import ToolStack
 
 BackendLoader = Callable[[str | None], Callable[[EventSink], ModelBackend]]
+
+
+class DeferredTools:
+    """The tool gate, once the worker thread has built it; no tools before that."""
+
+    def __init__(self) -> None:
+        self.stack: ToolStack | None = None
+
+    def specs(self) -> list[ToolSpec]:
+        return self.stack.gate.specs() if self.stack else []
+
+    def execute(self, call: ToolCall, context: CallContext) -> ToolOutcome:
+        if self.stack is None:
+            return ToolOutcome(False, "error: the tools are still starting")
+        return self.stack.gate.execute(call, context)
 
 
 @dataclass
@@ -43,32 +65,41 @@ class ChatController:
         config: Config,
         model_spec: str | None,
         store: SessionStore | None,
-        tool_stack: ToolStack,
+        build_tool_stack: Callable[[], ToolStack],
         initial: Conversation | None = None,
     ) -> ChatController:
+        """The real thing. Tools are built and started on the worker thread, before the model
+        loads: importing the MCP SDK alone takes ~0.8 s here, which would delay the first frame."""
+        tools = DeferredTools()
+
         def loader(spec: str | None) -> Callable[[EventSink], ModelBackend]:
             load_model = llama_backend_loader(config, spec)
 
             def load(sink: EventSink) -> ModelBackend:
-                # The tool servers start on the worker thread too, so the app is up at once.
-                for status in tool_stack.start():
-                    if status.state == "failed":
-                        sink(Notice(f"MCP server {status.name!r} failed: {status.error}"))
+                if tools.stack is None:
+                    tools.stack = build_tool_stack()
+                    for status in tools.stack.start():
+                        if status.state == "failed":
+                            sink(Notice(f"MCP server {status.name!r} failed: {status.error}"))
                 return load_model(sink)
 
             return load
 
-        return cls(config, loader, tool_stack.gate, store, model_spec, tool_stack, initial=initial)
+        return cls(config, loader, tools, store, model_spec, initial=initial)
 
     @property
     def model_label(self) -> str:
         return self.model_spec or self.config.model.source or "demo"
 
     def start(self) -> None:
+        """Start the worker thread; commands given before this wait in its queue."""
+        self._require().start()
+
+    def _new_worker(self) -> AgentWorker:
         recorder = (
             SessionRecorder(self.store, self.model_label, os.getcwd()) if self.store else None
         )
-        self.worker = AgentWorker(
+        worker = AgentWorker(
             self.backend_loader(self.model_spec),
             self.tools,
             self.config.agent,
@@ -76,8 +107,8 @@ class ChatController:
             recorder=recorder,
         )
         if self.initial is not None:
-            self.worker.conversation = self.initial
-        self.worker.start()
+            worker.conversation = self.initial
+        return worker
 
     @property
     def busy(self) -> bool:
@@ -115,7 +146,8 @@ class ChatController:
             self.worker.stop()
         self.model_spec = spec
         self.initial = None
-        self.start()
+        self.worker = self._new_worker()
+        self.worker.start()
 
     def tool_specs(self) -> list[ToolSpec]:
         return self.tools.specs()
@@ -123,10 +155,13 @@ class ChatController:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()
-        if self.tool_stack is not None:
-            self.tool_stack.close()
+        stack = self.tool_stack or (
+            self.tools.stack if isinstance(self.tools, DeferredTools) else None
+        )
+        if stack is not None:
+            stack.close()
 
     def _require(self) -> AgentWorker:
         if self.worker is None:
-            raise RuntimeError("the controller was not started")
+            self.worker = self._new_worker()
         return self.worker

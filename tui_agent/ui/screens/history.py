@@ -17,7 +17,7 @@ from tui_agent.store.export import export_markdown
 from tui_agent.store.sessions import SessionStore
 from tui_agent.ui.screens.dialogs import AskText, Confirm
 
-PAGE_SIZE = 100
+PAGE_SIZE = 60
 PREVIEW_ENTRIES = 40
 
 
@@ -44,6 +44,7 @@ class HistoryScreen(Screen[str | None]):
         self.exhausted = False
         self.searching = False
         self._preview_timer: Timer | None = None
+        self.first_page_at: float | None = None  # when the first page was painted (perf_counter)
         self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -60,6 +61,10 @@ class HistoryScreen(Screen[str | None]):
         table.add_columns("updated", "msgs", "title")
         self.load_page()
         table.focus()
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        self.first_page_at = time.perf_counter()
 
     def load_page(self) -> None:
         """Add the next page of sessions (lazy: 10,000 sessions open as fast as 100)."""

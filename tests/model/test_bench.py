@@ -1,0 +1,60 @@
+"""`llamachat bench --quick` keeps working: the output's shape, not the speed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.model
+
+SECTIONS = (
+    "Generation",
+    "Prefix reuse",
+    "In-process vs llama_cpp.server",
+    "UI: streaming",
+    "Start-up",
+    "Memory",
+    "History",
+)
+
+
+def test_bench_quick_json_shape() -> None:
+    result = run_cli("bench", "--quick", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["machine"]
+    figures = report["figures"]
+    for section in SECTIONS:
+        assert any(f["section"].startswith(section) for f in figures), section
+    by_name = {f["name"]: f for f in figures}
+    for name, target in [
+        ("agent ÷ bare", "≥ 0.97"),
+        ("agent ÷ raw", "≥ 0.95"),
+        ("follow-up ÷ cold", "≤ 0.05"),
+        ("app ÷ headless", "≤ 1.05"),
+        ("event-loop lag p95", "≤ 10 ms"),
+        ("launch to first frame", "≤ 1 s"),
+        ("llamachat --version", "≤ 0.3 s"),
+        ("RSS 20 ÷ RSS 1", "≤ 1.05"),
+        ("full-text search", "≤ 100 ms"),
+    ]:
+        figure = by_name[name]
+        assert (
+            figure["target"] == target
+            and isinstance(figure["value"], float)
+            and figure["value"] > 0
+        )
+        assert figure["met"] in (True, False)
+    assert not [f for f in figures if f["value"] is None], "no section may fail or be skipped"
+
+
+def test_bench_table_is_readable() -> None:
+    result = run_cli("bench", "--quick", timeout=600)
+    assert result.returncode == 0
+    assert result.stdout.startswith("llamachat bench — ")
+    assert "target ≥ 0.97" in result.stdout and (
+        "✓ met" in result.stdout or "✗ missed" in result.stdout
+    )

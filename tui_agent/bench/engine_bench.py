@@ -1,0 +1,465 @@
+"""Engine-side comparisons on the one resident model: the agent loop against bare
+llama-cpp-python and a raw ctypes decode loop, prefix reuse, session switches, HTTP, memory."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TypeVar
+
+from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.conversation import Conversation, Message
+from tui_agent.agent.loop import run_agent_loop
+from tui_agent.agent.worker import AgentWorker, NewSession, SendPrompt
+from tui_agent.bench.figures import Figure, spread
+from tui_agent.config import AgentConfig
+from tui_agent.engine.resident import ResidentModel, current_rss
+from tui_agent.events import Completed, Event, TurnStatistics
+from tui_agent.tools.base import NoTools
+
+_T = TypeVar("_T")
+STORY = "Write a very long, detailed story about a dragon who learns to cook, in many paragraphs."
+GREEDY_AGENT = AgentConfig(
+    temperature=0.0,
+    top_k=1,
+    top_p=1.0,
+    min_p=0.0,
+    repeat_penalty=1.0,
+    seed=0,
+    auto_compact=False,
+    max_iterations=1,
+)
+
+
+def in_fresh_thread(action: Callable[[], _T]) -> _T:
+    """Run action on a new thread that ends with it.
+
+    llama.cpp is built with OpenMP here: every thread that calls into it gets its own pool of
+    worker threads, which lives as long as that thread. Two live pools fight over the cores (the
+    same generation measured 1.8x slower), so every measurement generates on a thread of its own,
+    as the app does on its agent worker thread.
+    """
+    result: list[_T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(action())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="llamachat-bench")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def cold(model: ResidentModel) -> None:
+    """Forget the KV cache so the next prompt is evaluated from scratch."""
+    import llama_cpp
+
+    llama = model.llama
+    llama.reset()
+    memory = llama_cpp.llama_get_memory(llama.ctx)
+    if memory is not None:
+        llama_cpp.llama_memory_clear(memory, True)
+
+
+def _rate(first: float, last: float, tokens: int) -> float:
+    return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
+
+
+def agent_rate(backend: LlamaBackend, prompt: str, tokens: int) -> float:
+    events: list[Event] = []
+    config = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
+    run_agent_loop(
+        backend,
+        Conversation(system_prompt="You are a helpful assistant."),
+        prompt,
+        NoTools(),
+        config,
+        events.append,
+    )
+    stats = next(e for e in events if isinstance(e, TurnStatistics))
+    return stats.tokens_per_second
+
+
+def bare_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
+    llama = model.llama
+    stream = llama.create_completion(
+        prompt_text,
+        max_tokens=tokens,
+        temperature=0.0,
+        top_k=1,
+        top_p=1.0,
+        min_p=0.0,
+        repeat_penalty=1.0,
+        seed=0,
+        stream=True,
+    )
+    first = last = 0.0
+    count = 0
+    for chunk in stream:
+        if chunk["choices"][0].get("finish_reason"):
+            continue
+        last = time.perf_counter()
+        first = first or last
+        count += 1
+    return _rate(first, last, count)
+
+
+def raw_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
+    """The practical limit: llama.cpp's C API from a tight loop (sample greedy, decode one token)."""
+    import llama_cpp
+
+    llama = model.llama
+    cold(model)
+    ids = llama.tokenize(prompt_text.encode("utf-8"), add_bos=True, special=True)
+    ctx = llama.ctx
+    batch = (llama_cpp.llama_token * len(ids))(*ids)
+    llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(batch, len(ids)))
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    one = (llama_cpp.llama_token * 1)()
+    first = last = 0.0
+    count = 0
+    try:
+        for _ in range(tokens):
+            token = llama_cpp.llama_sampler_sample(chain, ctx, -1)
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            one[0] = token
+            llama_cpp.llama_decode(
+                ctx,
+                llama_cpp.llama_batch_get_one(
+                    ctypes.cast(one, ctypes.POINTER(llama_cpp.llama_token)), 1
+                ),
+            )
+    finally:
+        llama_cpp.llama_sampler_free(chain)
+        cold(model)  # the Python side's idea of the cache no longer matches it
+    return _rate(first, last, count)
+
+
+def generation(model: ResidentModel, repetitions: int, tokens: int) -> list[Figure]:
+    backend = LlamaBackend(model)
+    prompt_text = backend.render(
+        [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": STORY},
+        ],
+        [],
+    )
+    runs: dict[str, list[float]] = {"agent": [], "bare": [], "raw": []}
+    order = list(runs)
+    for repetition in range(repetitions):
+        for variant in (
+            order[repetition % 3 :] + order[: repetition % 3]
+        ):  # alternate who goes first
+            cold(model)
+            if variant == "agent":
+                runs[variant].append(agent_rate(backend, STORY, tokens))
+            elif variant == "bare":
+                runs[variant].append(bare_rate(model, prompt_text, tokens))
+            else:
+                runs[variant].append(raw_rate(model, prompt_text, tokens))
+    agent, bare, raw = (spread(runs[k]) for k in order)
+    section = (
+        f"Generation ({tokens} tokens, greedy, {model.settings.n_threads} threads, decode rate)"
+    )
+    return [
+        Figure(section, "agent loop", agent.median, "tok/s", detail=agent.describe("tok/s")),
+        Figure(
+            section,
+            "bare llama-cpp-python stream",
+            bare.median,
+            "tok/s",
+            detail=bare.describe("tok/s"),
+        ),
+        Figure(
+            section, "raw ctypes decode loop", raw.median, "tok/s", detail=raw.describe("tok/s")
+        ),
+        Figure(
+            section,
+            "agent ÷ bare",
+            agent.median / bare.median if bare.median else None,
+            "",
+            "≥ 0.97",
+        ),
+        Figure(
+            section, "agent ÷ raw", agent.median / raw.median if raw.median else None, "", "≥ 0.95"
+        ),
+    ]
+
+
+def history_conversation(
+    target_tokens: int, backend: LlamaBackend, topic: str = "the sea"
+) -> Conversation:
+    """A conversation of about target_tokens tokens of synthetic but plausible history."""
+    conversation = Conversation(system_prompt="You are a helpful assistant.")
+    turn = 0
+    while (
+        backend.count_tokens(
+            backend.render(conversation.for_template([], backend.template_has_tools), [])
+        )
+        < target_tokens
+    ):
+        conversation.append(
+            Message(
+                "user", f"Question {turn} about {topic}: tell me one more fact, with some detail."
+            )
+        )
+        conversation.append(
+            Message(
+                "assistant",
+                f"Fact {turn} about {topic}: " + "it is vast, deep and full of life; " * 6,
+            )
+        )
+        turn += 1
+    return conversation
+
+
+def _ttft(backend: LlamaBackend, conversation: Conversation, text: str) -> float:
+    events: list[Event] = []
+    run_agent_loop(
+        backend,
+        conversation,
+        text,
+        NoTools(),
+        replace(GREEDY_AGENT, max_tokens_per_completion=8),
+        events.append,
+    )
+    return next(e for e in events if isinstance(e, TurnStatistics)).time_to_first_token
+
+
+def prefix_reuse(model: ResidentModel, repetitions: int, history_tokens: int) -> list[Figure]:
+    backend = LlamaBackend(model)
+    colds, follows, switches = [], [], []
+    for _ in range(repetitions):
+        a = history_conversation(history_tokens, backend, "the sea")
+        b = history_conversation(history_tokens, backend, "the mountains")
+        cold(model)
+        colds.append(_ttft(backend, a, "And one more?"))
+        follows.append(_ttft(backend, a, "One last fact?"))
+        _ttft(backend, b, "And the mountains?")  # switch to session B
+        switches.append(_ttft(backend, a, "Back to the sea: one more?"))  # and back: re-evaluated
+    c, f, s = spread(colds), spread(follows), spread(switches)
+    section = f"Prefix reuse (~{history_tokens:,}-token history, time to first token)"
+    return [
+        Figure(section, "cold turn", c.median, "s", detail=c.describe("s", 3)),
+        Figure(section, "follow-up turn", f.median, "s", detail=f.describe("s", 3)),
+        Figure(
+            section, "follow-up ÷ cold", f.median / c.median if c.median else None, "", "≤ 0.05"
+        ),
+        Figure(
+            section,
+            "switch back to another session",
+            s.median,
+            "s",
+            detail=s.describe("s", 3) + "; the prompt is re-evaluated (no saved state)",
+        ),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def llama_server(model: ResidentModel) -> Iterator[str]:
+    port = _free_port()
+    settings = model.settings
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(settings.path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(settings.n_ctx),
+            "--n_threads",
+            str(settings.n_threads),
+            "--n_threads_batch",
+            str(settings.n_threads),
+            "--flash_attn",
+            str(settings.flash_attn),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError("llama_cpp.server exited")
+            try:
+                urllib.request.urlopen(f"{base}/v1/models", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _http_turn(base: str, prompt: str, tokens: int) -> tuple[float, float]:
+    body = json.dumps(
+        {
+            "prompt": prompt,
+            "max_tokens": tokens,
+            "temperature": 0.0,
+            "top_k": 1,
+            "top_p": 1.0,
+            "min_p": 0.0,
+            "repeat_penalty": 1.0,
+            "seed": 0,
+            "stream": True,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/v1/completions", body, {"Content-Type": "application/json"}
+    )
+    started = time.perf_counter()
+    first = last = 0.0
+    count = 0
+    with urllib.request.urlopen(request, timeout=120) as response:
+        for raw in response:
+            line = raw.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            if json.loads(line[6:])["choices"][0].get("finish_reason"):
+                continue
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+    return first - started, _rate(first, last, count)
+
+
+def in_process_vs_http(model: ResidentModel, history_tokens: int, tokens: int) -> list[Figure]:
+    section = f"In-process vs llama_cpp.server over HTTP (follow-up on a ~{history_tokens:,}-token history)"
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        return [
+            Figure(
+                section,
+                "HTTP comparison",
+                None,
+                detail="skipped: pip install 'llama-cpp-python[server]'",
+            )
+        ]
+    backend = LlamaBackend(model)
+    conversation = history_conversation(history_tokens, backend)
+    base_prompt = backend.render(conversation.for_template([], backend.template_has_tools), [])
+    conversation.append(Message("user", "One more fact, please."))
+    follow_prompt = backend.render(conversation.for_template([], backend.template_has_tools), [])
+
+    def local(prompt: str) -> tuple[float, float]:
+        started = time.perf_counter()
+        stream = model.llama.create_completion(
+            prompt,
+            max_tokens=tokens,
+            temperature=0.0,
+            top_k=1,
+            stream=True,
+            repeat_penalty=1.0,
+            seed=0,
+        )
+        first = last = 0.0
+        count = 0
+        for chunk in stream:
+            if chunk["choices"][0].get("finish_reason"):
+                continue
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+        return first - started, _rate(first, last, count)
+
+    cold(model)
+    local(base_prompt)
+    local_ttft, local_rate = local(follow_prompt)
+    with llama_server(model) as base:
+        _http_turn(base, base_prompt, tokens)
+        http_ttft, http_rate = _http_turn(base, follow_prompt, tokens)
+    return [
+        Figure(section, "time to first token, in-process", local_ttft, "s"),
+        Figure(section, "time to first token, HTTP", http_ttft, "s"),
+        Figure(
+            section,
+            "HTTP TTFT ÷ in-process TTFT",
+            http_ttft / local_ttft if local_ttft else None,
+            "",
+            "≥ 1.0",
+        ),
+        Figure(
+            section,
+            "in-process tok/s ÷ HTTP tok/s",
+            local_rate / http_rate if http_rate else None,
+            "",
+            "≥ 1.0",
+        ),
+    ]
+
+
+def memory(model: ResidentModel, sessions: int) -> list[Figure]:
+    backend = LlamaBackend(model)
+    worker = AgentWorker(
+        lambda sink: backend, NoTools(), replace(GREEDY_AGENT, max_tokens_per_completion=16)
+    ).start()
+    readings: list[int] = []
+
+    def one_session(index: int) -> None:
+        worker.submit(NewSession())
+        worker.submit(SendPrompt(f"Say the number {index}."))
+        while not isinstance(worker.events.get(timeout=120), Completed):
+            pass
+        readings.append(current_rss())
+
+    try:
+        for index in range(sessions):
+            one_session(index)
+    finally:
+        worker.stop()
+    section = "Memory (one resident model shared by every session)"
+    return [
+        Figure(section, "RSS after 1 session", readings[0] / 2**20, "MiB"),
+        Figure(section, f"RSS after {sessions} sessions", readings[-1] / 2**20, "MiB"),
+        Figure(section, f"RSS {sessions} ÷ RSS 1", readings[-1] / readings[0], "", "≤ 1.05"),
+    ]
+
+
+def machine_description() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+            cpu,
+        )
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"

@@ -1,0 +1,73 @@
+"""Benchmark figures: a value, its target, whether it is met, and how it was measured."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    section: str
+    name: str
+    value: float | None
+    unit: str = ""
+    target: str = ""  # "≥ 0.97", "≤ 200 ms" or "" for an informative figure
+    detail: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None or not self.target:
+            return None
+        op, _, bound = self.target.partition(" ")
+        limit = float(bound.split()[0])
+        return self.value >= limit if op == "≥" else self.value <= limit
+
+
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    low: float
+    high: float
+    n: int
+
+    def describe(self, unit: str, digits: int = 1) -> str:
+        return f"median {self.median:.{digits}f} {unit} (min {self.low:.{digits}f}, max {self.high:.{digits}f}, n={self.n})"
+
+
+def spread(values: Sequence[float]) -> Spread:
+    return Spread(statistics.median(values), min(values), max(values), len(values))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def render_table(figures: list[Figure], machine: str) -> str:
+    lines = [f"llamachat bench — {machine}", ""]
+    section = ""
+    for figure in figures:
+        if figure.section != section:
+            section = figure.section
+            lines.append(section)
+        value = "skipped" if figure.value is None else f"{figure.value:.3g} {figure.unit}".strip()
+        met = {True: "✓ met", False: "✗ missed", None: ""}[figure.met]
+        target = f"target {figure.target}" if figure.target else ""
+        lines.append(f"  {figure.name:<44} {value:>14}  {target:<18} {met}")
+        if figure.detail:
+            lines.append(f"  {'':<44}   {figure.detail}")
+    return "\n".join(lines)
+
+
+def render_json(figures: list[Figure], machine: str) -> str:
+    return json.dumps(
+        {"machine": machine, "figures": [{**asdict(f), "met": f.met} for f in figures]},
+        ensure_ascii=False,
+        indent=2,
+    )

@@ -1,0 +1,98 @@
+"""Run every benchmark section in one process on one resident model and collect the figures."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui_agent.bench import engine_bench, history_bench, ui_bench
+from tui_agent.bench.figures import Figure
+from tui_agent.config import Config
+from tui_agent.engine.resident import get_resident_model
+from tui_agent.models.sources import resolve_spec
+
+
+@dataclass(frozen=True)
+class Plan:
+    repetitions: int
+    tokens: int
+    ui_tokens: int
+    history_tokens: int
+    sessions: int
+    history_sessions: int
+    startup_runs: int
+
+
+FULL = Plan(
+    repetitions=5,
+    tokens=256,
+    ui_tokens=320,
+    history_tokens=1500,
+    sessions=20,
+    history_sessions=10_000,
+    startup_runs=5,
+)
+QUICK = Plan(
+    repetitions=2,
+    tokens=96,
+    ui_tokens=300,
+    history_tokens=1500,
+    sessions=20,
+    history_sessions=10_000,
+    startup_runs=2,
+)
+
+
+def run(
+    config: Config, model_spec: str | None, plan: Plan, progress: Callable[[str], None]
+) -> list[Figure]:
+    _, path = resolve_spec(model_spec or config.model.source or None)
+    model = get_resident_model(path, config.model)
+    figures: list[Figure] = []
+    scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
+    steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+        ("generation", lambda: engine_bench.generation(model, plan.repetitions, plan.tokens)),
+        (
+            "prefix reuse",
+            lambda: engine_bench.prefix_reuse(
+                model, max(plan.repetitions - 1, 1), plan.history_tokens
+            ),
+        ),
+        ("HTTP", lambda: engine_bench.in_process_vs_http(model, plan.history_tokens, plan.tokens)),
+        (
+            "UI streaming",
+            lambda: ui_bench.streaming(model, max(plan.repetitions - 1, 1), plan.ui_tokens),
+        ),
+        (
+            "start-up",
+            lambda: [
+                ui_bench.first_frame(plan.startup_runs),
+                ui_bench.version_time(plan.startup_runs),
+            ],
+        ),
+        ("memory", lambda: engine_bench.memory(model, plan.sessions)),
+        (
+            "history",
+            lambda: history_bench.history(scratch, plan.history_sessions, 20, plan.startup_runs),
+        ),
+    ]
+    try:
+        for label, step in steps:
+            progress(f"bench: {label}…")
+            try:
+                figures.extend(step())
+            except Exception as exc:  # one broken section must not hide the others
+                figures.append(
+                    Figure(label, f"{label} failed", None, detail=f"{type(exc).__name__}: {exc}")
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return figures
+
+
+def stderr_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,142 @@
+"""UI costs: streaming into the app vs headless, event-loop lag, first frame, `--version`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.conversation import Conversation
+from tui_agent.agent.loop import run_agent_loop
+from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, cold, in_fresh_thread
+from tui_agent.bench.figures import Figure, percentile, spread
+from tui_agent.config import Config
+from tui_agent.engine.resident import ResidentModel
+from tui_agent.events import Event, ModelLoaded, TurnStatistics
+from tui_agent.tools.base import NoTools
+
+LAG_INTERVAL = 0.01
+
+
+def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
+    events: list[Event] = []
+    started = time.perf_counter()
+    run_agent_loop(
+        backend,
+        Conversation(system_prompt="You are a helpful assistant."),
+        STORY,
+        NoTools(),
+        replace(GREEDY_AGENT, max_tokens_per_completion=tokens),
+        events.append,
+    )
+    generated = next(e for e in events if isinstance(e, TurnStatistics)).generated_tokens
+    return time.perf_counter() - started, generated
+
+
+async def _app_run(backend: LlamaBackend, tokens: int) -> tuple[float, list[float]]:
+    from tui_agent.ui.app import LlamachatApp
+    from tui_agent.ui.controller import ChatController
+
+    config = Config()
+    config.agent = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
+    config.ui.theme = "llamachat-dark"
+
+    def loader(spec: str | None):  # type: ignore[no-untyped-def]
+        def load(sink):  # type: ignore[no-untyped-def]
+            sink(ModelLoaded(backend.name, "", 0.0, backend.n_ctx, ""))
+            return backend
+
+        return load
+
+    controller = ChatController(
+        config,
+        loader,
+        NoTools(),
+        None,
+        initial=Conversation(system_prompt="You are a helpful assistant."),
+    )
+    app = LlamachatApp(controller, config, extra_theme_dirs=[])
+    lags: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while not app.model_ready:
+            await pilot.pause(0.01)
+        expected = [time.perf_counter() + LAG_INTERVAL]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            lags.append(max(0.0, now - expected[0]))
+            expected[0] = now + LAG_INTERVAL
+
+        timer = app.set_interval(LAG_INTERVAL, tick)
+        started = time.perf_counter()
+        app.controller.send(STORY)
+        # Poll gently: Pilot.pause would make the harness itself a busy part of the app.
+        while app.completed_prompts == 0:
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        timer.stop()
+    controller.close()
+    return elapsed, lags
+
+
+def streaming(model: ResidentModel, repetitions: int, tokens: int) -> list[Figure]:
+    backend = LlamaBackend(model)
+    headless, in_app, all_lags, generated = [], [], [], 0
+    for repetition in range(repetitions):
+        for variant in ("headless", "app") if repetition % 2 == 0 else ("app", "headless"):
+            cold(model)
+            if variant == "headless":
+                seconds, generated = in_fresh_thread(lambda: headless_seconds(backend, tokens))
+                headless.append(seconds)
+            else:
+                seconds, lags = asyncio.run(_app_run(backend, tokens))
+                in_app.append(seconds)
+                all_lags.extend(lags)
+    h, a = spread(headless), spread(in_app)
+    section = f"UI: streaming a {generated}-token reply into the app (run_test) vs headless"
+    lags_ms = [lag * 1000 for lag in all_lags]
+    return [
+        Figure(section, "headless", h.median, "s", detail=h.describe("s", 2)),
+        Figure(section, "in the app", a.median, "s", detail=a.describe("s", 2)),
+        Figure(section, "app ÷ headless", a.median / h.median if h.median else None, "", "≤ 1.05"),
+        Figure(section, "event-loop lag p50", percentile(lags_ms, 50), "ms"),
+        Figure(section, "event-loop lag p95", percentile(lags_ms, 95), "ms", "≤ 10 ms"),
+        Figure(section, "event-loop lag max", max(lags_ms, default=0.0), "ms"),
+    ]
+
+
+def first_frame(repetitions: int) -> Figure:
+    """Process start to the first painted frame of the app (headless driver, no model needed yet)."""
+    times = []
+    for _ in range(repetitions):
+        env = {**os.environ, "LLAMACHAT_BENCH_T0": repr(time.time())}
+        result = subprocess.run(
+            [sys.executable, "-m", "tui_agent.bench.first_frame"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
+        )
+        times.append(float(result.stdout.strip().splitlines()[-1]))
+    s = spread(times)
+    return Figure("Start-up", "launch to first frame", s.median, "s", "≤ 1 s", s.describe("s", 3))
+
+
+def version_time(repetitions: int) -> Figure:
+    times = []
+    for _ in range(repetitions):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "tui_agent", "--version"],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+        times.append(time.perf_counter() - started)
+    s = spread(times)
+    return Figure("Start-up", "llamachat --version", s.median, "s", "≤ 0.3 s", s.describe("s", 3))

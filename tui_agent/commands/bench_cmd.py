@@ -1,0 +1,18 @@
+"""`llamachat bench [--model M] [--json] [--quick]`."""
+
+from __future__ import annotations
+
+import argparse
+
+from tui_agent.bench.engine_bench import machine_description
+from tui_agent.bench.figures import render_json, render_table
+from tui_agent.bench.runner import FULL, QUICK, run, stderr_progress
+from tui_agent.config import load_config
+
+
+def bench(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    figures = run(config, args.model, QUICK if args.quick else FULL, stderr_progress)
+    machine = machine_description()
+    print(render_json(figures, machine) if args.json else render_table(figures, machine))
+    return 1 if any(f.value is None and "failed" in f.name for f in figures) else 0
