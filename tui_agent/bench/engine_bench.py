@@ -96,10 +96,11 @@ def agent_rate(backend: LlamaBackend, prompt: str, tokens: int) -> float:
     return stats.tokens_per_second
 
 
-def bare_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
-    llama = model.llama
-    stream = llama.create_completion(
-        prompt_text,
+def timed_stream(model: ResidentModel, prompt: str, tokens: int) -> tuple[float, float]:
+    """Bare llama-cpp-python streaming, greedy: (time to first token, decode tok/s)."""
+    started = time.perf_counter()
+    stream = model.llama.create_completion(
+        prompt,
         max_tokens=tokens,
         temperature=0.0,
         top_k=1,
@@ -117,7 +118,7 @@ def bare_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
         last = time.perf_counter()
         first = first or last
         count += 1
-    return _rate(first, last, count)
+    return first - started, _rate(first, last, count)
 
 
 def raw_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
@@ -176,7 +177,7 @@ def generation(model: ResidentModel, repetitions: int, tokens: int) -> list[Figu
             if variant == "agent":
                 runs[variant].append(agent_rate(backend, STORY, tokens))
             elif variant == "bare":
-                runs[variant].append(bare_rate(model, prompt_text, tokens))
+                runs[variant].append(timed_stream(model, prompt_text, tokens)[1])
             else:
                 runs[variant].append(raw_rate(model, prompt_text, tokens))
     agent, bare, raw = (spread(runs[k]) for k in order)
@@ -379,30 +380,9 @@ def in_process_vs_http(model: ResidentModel, history_tokens: int, tokens: int) -
     conversation.append(Message("user", "One more fact, please."))
     follow_prompt = backend.render(conversation.for_template([], backend.template_has_tools), [])
 
-    def local(prompt: str) -> tuple[float, float]:
-        started = time.perf_counter()
-        stream = model.llama.create_completion(
-            prompt,
-            max_tokens=tokens,
-            temperature=0.0,
-            top_k=1,
-            stream=True,
-            repeat_penalty=1.0,
-            seed=0,
-        )
-        first = last = 0.0
-        count = 0
-        for chunk in stream:
-            if chunk["choices"][0].get("finish_reason"):
-                continue
-            last = time.perf_counter()
-            first = first or last
-            count += 1
-        return first - started, _rate(first, last, count)
-
     cold(model)
-    local(base_prompt)
-    local_ttft, local_rate = local(follow_prompt)
+    timed_stream(model, base_prompt, tokens)
+    local_ttft, local_rate = timed_stream(model, follow_prompt, tokens)
     with llama_server(model) as base:
         _http_turn(base, base_prompt, tokens)
         http_ttft, http_rate = _http_turn(base, follow_prompt, tokens)

@@ -207,6 +207,16 @@ class _Printer:
     def finish(self, session_id: str | None) -> None:
         """Called once the prompt is done; the JSON formats print their closing record here."""
 
+    def result(self, session_id: str | None) -> dict[str, Any]:
+        reason = self.completed.reason if self.completed else "error"
+        return {
+            "type": "result",
+            "reason": reason,
+            "session_id": session_id,
+            "usage": self.usage,
+            "denials": self.denials,
+        }
+
     def _note(self, line: str) -> None:
         sys.stdout.flush()
         print(line, file=sys.stderr, flush=True)
@@ -219,22 +229,13 @@ class _JsonPrinter(_Printer):
         self.track(event)
 
     def finish(self, session_id: str | None) -> None:
-        completed = self.completed or Completed("error")
-        print(
-            json.dumps(
-                {
-                    "type": "result",
-                    "reason": completed.reason,
-                    "result": completed.text,
-                    "session_id": session_id,
-                    "usage": self.usage,
-                    "tool_calls": self.tool_calls,
-                    "denials": self.denials,
-                    "errors": [dataclasses.asdict(e) for e in self.errors],
-                },
-                ensure_ascii=False,
-            )
-        )
+        record = {
+            **self.result(session_id),
+            "result": (self.completed or Completed("error")).text,
+            "tool_calls": self.tool_calls,
+            "errors": [dataclasses.asdict(e) for e in self.errors],
+        }
+        print(json.dumps(record, ensure_ascii=False))
 
 
 class _StreamJsonPrinter(_Printer):
@@ -245,19 +246,7 @@ class _StreamJsonPrinter(_Printer):
         print(json.dumps(event_to_dict(event), ensure_ascii=False), flush=True)
 
     def finish(self, session_id: str | None) -> None:
-        completed = self.completed or Completed("error")
-        print(
-            json.dumps(
-                {
-                    "type": "result",
-                    "reason": completed.reason,
-                    "session_id": session_id,
-                    "usage": self.usage,
-                    "denials": self.denials,
-                }
-            ),
-            flush=True,
-        )
+        print(json.dumps(self.result(session_id), ensure_ascii=False), flush=True)
 
 
 def _printer(output_format: str) -> _Printer:
