@@ -377,3 +377,29 @@ def test_forced_call_cut_short_is_reported_to_the_model() -> None:
     result = next(e for e in events if isinstance(e, ToolResult))
     assert not result.success and "cut off at max_tokens_per_completion" in result.output
     assert tools.ran == [] and text_of(events) == "ok", "the cut call itself is never shown as text"
+
+
+def test_tool_schemas_reach_the_prompt_without_generated_titles() -> None:
+    from tui_agent.engine.resident import CHATML_TEMPLATE
+    from tui_agent.tools.base import ToolSpec, without_titles
+
+    schema = {
+        "type": "object",
+        "title": "readArguments",
+        "properties": {"title": {"type": "string", "title": "Title"}},
+        "required": ["title"],
+    }
+    assert without_titles(schema) == {
+        "type": "object",
+        "properties": {"title": {"type": "string"}},
+        "required": ["title"],
+    }
+    tools = FunctionTools()
+    tools.functions["read"] = (ToolSpec("read", "Read", schema), lambda title: title)
+    for template in (CHATML_TEMPLATE, None):
+        backend = (
+            ScriptedBackend(["ok"], template=template) if template else ScriptedBackend(["ok"])
+        )
+        run(backend, "x", tools)
+        assert "readArguments" not in backend.prompts[0] and '"Title"' not in backend.prompts[0]
+        assert '"title": {"type": "string"}' in backend.prompts[0]

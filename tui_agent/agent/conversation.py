@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tui_agent.tools.base import ToolCall, ToolSpec
+from tui_agent.tools.base import ToolCall, ToolSpec, without_titles
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -137,7 +137,7 @@ def describe_tools_for_prompt(tools: list[ToolSpec]) -> str:
                 {
                     "name": spec.name,
                     "description": spec.description,
-                    "parameters": spec.input_schema,
+                    "parameters": without_titles(spec.input_schema),
                 },
                 ensure_ascii=False,
             )

@@ -32,9 +32,23 @@ class ToolSpec:
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": self.input_schema,
+                "parameters": without_titles(self.input_schema),
             },
         }
+
+
+def without_titles(schema: Any) -> Any:
+    """A JSON schema without its "title" keys: generated titles ("Path", "read_fileArguments")
+    repeat the property names and cost prompt tokens on every turn."""
+    if isinstance(schema, dict):
+        return {
+            k: without_titles(v)
+            for k, v in schema.items()
+            if not (k == "title" and isinstance(v, str))
+        }
+    if isinstance(schema, list):
+        return [without_titles(v) for v in schema]
+    return schema
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ class StatusBar(Static):
         }.get(info.state, "bold cyan")
         parts: list[str | tuple[str, str]] = [(f"● {state}", style)]
         if info.model:
-            parts += ["  │  ", (info.model, "bold")]
+            name = info.model if len(info.model) <= 24 else info.model[:23] + "…"
+            parts += ["  │  ", (name, "bold")]
         if info.context_size:
             filled = round(10 * min(info.context_used / info.context_size, 1.0))
             parts += [
