@@ -29,16 +29,16 @@ from tui_agent.tools.base import NoTools
 
 _T = TypeVar("_T")
 STORY = "Write a very long, detailed story about a dragon who learns to cook, in many paragraphs."
-GREEDY_AGENT = AgentConfig(
-    temperature=0.0,
-    top_k=1,
-    top_p=1.0,
-    min_p=0.0,
-    repeat_penalty=1.0,
-    seed=0,
-    auto_compact=False,
-    max_iterations=1,
-)
+# The same sampling for every variant: greedy, fixed seed, no penalties.
+GREEDY_SAMPLING = {
+    "temperature": 0.0,
+    "top_k": 1,
+    "top_p": 1.0,
+    "min_p": 0.0,
+    "repeat_penalty": 1.0,
+    "seed": 0,
+}
+GREEDY_AGENT = AgentConfig(**GREEDY_SAMPLING, auto_compact=False, max_iterations=1)  # type: ignore[arg-type]
 
 
 def in_fresh_thread(action: Callable[[], _T]) -> _T:
@@ -100,15 +100,7 @@ def timed_stream(model: ResidentModel, prompt: str, tokens: int) -> tuple[float,
     """Bare llama-cpp-python streaming, greedy: (time to first token, decode tok/s)."""
     started = time.perf_counter()
     stream = model.llama.create_completion(
-        prompt,
-        max_tokens=tokens,
-        temperature=0.0,
-        top_k=1,
-        top_p=1.0,
-        min_p=0.0,
-        repeat_penalty=1.0,
-        seed=0,
-        stream=True,
+        prompt, max_tokens=tokens, stream=True, **GREEDY_SAMPLING
     )
     first = last = 0.0
     count = 0
@@ -330,17 +322,7 @@ def llama_server(model: ResidentModel) -> Iterator[str]:
 
 def _http_turn(base: str, prompt: str, tokens: int) -> tuple[float, float]:
     body = json.dumps(
-        {
-            "prompt": prompt,
-            "max_tokens": tokens,
-            "temperature": 0.0,
-            "top_k": 1,
-            "top_p": 1.0,
-            "min_p": 0.0,
-            "repeat_penalty": 1.0,
-            "seed": 0,
-            "stream": True,
-        }
+        {"prompt": prompt, "max_tokens": tokens, "stream": True, **GREEDY_SAMPLING}
     ).encode()
     request = urllib.request.Request(
         f"{base}/v1/completions", body, {"Content-Type": "application/json"}
