@@ -69,7 +69,6 @@ class ScriptedBackend:
     def __post_init__(self) -> None:
         self.renderer = ChatRenderer(self.template, bos_token="", eos_token="<|im_end|>")
         self.template_has_tools = self.renderer.supports_tools
-        self.tool_family = "hermes"
         self._previous = ""
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:

@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
-from tui_agent.agent.tool_calls import detect_family
 from tui_agent.engine.chat_template import ChatRenderer, renderer_for
 from tui_agent.engine.generation import Sampling, TurnStats, count_tokens, stream_completion
 from tui_agent.engine.resident import ResidentModel
@@ -22,7 +21,6 @@ class ModelBackend(Protocol):
     name: str
     n_ctx: int
     template_has_tools: bool
-    tool_family: str
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str: ...
 
@@ -46,7 +44,6 @@ class LlamaBackend:
         self.name = model.name
         self.n_ctx = model.settings.n_ctx
         self.template_has_tools = self.renderer.supports_tools
-        self.tool_family = detect_family(self.renderer.template)
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:
         definitions = [t.for_template() for t in tools] if self.template_has_tools else None

@@ -8,9 +8,9 @@ Families people run locally write calls differently:
 - Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}]`` or ``[TOOL_CALLS]NAME[ARGS]{...}``
 - anything else: a reply that is only a JSON object (or list) with a "name" key.
 
-Small models mix these up, so every syntax is tried whatever the template says; the family only
-decides how tools are described when the template cannot render them. Parsing never raises: a call
-that cannot be read becomes a ``MalformedCall`` whose error is sent back to the model.
+Small models mix these up, so every syntax is tried whatever the template says; the template's
+family is what `models check` reports. Parsing never raises: a call that cannot be read becomes a
+``MalformedCall`` whose error is sent back to the model.
 """
 
 from __future__ import annotations

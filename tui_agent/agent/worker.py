@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -252,10 +251,6 @@ class AgentWorker:
             self._commands.put(item)
         if dropped:
             self._emit(Notice(f"{dropped} queued prompt(s) dropped by the cancel"))
-
-
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def one_shot(

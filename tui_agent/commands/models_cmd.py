@@ -108,6 +108,7 @@ def print_progress(event: Event) -> None:
 
 
 def check_model(args: argparse.Namespace) -> int:
+    from tui_agent.agent.tool_calls import detect_family
     from tui_agent.engine.chat_template import renderer_for
     from tui_agent.engine.generation import GREEDY, stream_completion
     from tui_agent.engine.resident import get_resident_model
@@ -148,6 +149,7 @@ def check_model(args: argparse.Namespace) -> int:
     print(
         f"chat template:  from {model.template_source}, tools {'supported' if renderer.supports_tools else 'described in the system prompt'}"
     )
+    print(f"tool calls:     {detect_family(model.chat_template)} format (every format is parsed)")
     print("----- chat template -----")
     print(model.chat_template.rstrip())
     print("-------------------------")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tui_agent.engine.resident import ResidentModel
@@ -39,7 +39,6 @@ class TurnStats:
     time_to_first_token: float = 0.0
     generation_seconds: float = 0.0
     finish_reason: str = "stop"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def evaluated_tokens(self) -> int:
