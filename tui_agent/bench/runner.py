@@ -54,19 +54,26 @@ def run(
     model = get_resident_model(path, config.model)
     figures: list[Figure] = []
     scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
+    # Generation runs on fresh threads only (see engine_bench.in_fresh_thread): the main thread
+    # must never call into llama.cpp, or its OpenMP pool would slow every later measurement.
+    fresh = engine_bench.in_fresh_thread
+    reps = max(plan.repetitions - 1, 1)
     steps: list[tuple[str, Callable[[], list[Figure]]]] = [
-        ("generation", lambda: engine_bench.generation(model, plan.repetitions, plan.tokens)),
+        (
+            "generation",
+            lambda: fresh(lambda: engine_bench.generation(model, plan.repetitions, plan.tokens)),
+        ),
         (
             "prefix reuse",
-            lambda: engine_bench.prefix_reuse(
-                model, max(plan.repetitions - 1, 1), plan.history_tokens
+            lambda: fresh(lambda: engine_bench.prefix_reuse(model, reps, plan.history_tokens)),
+        ),
+        (
+            "HTTP",
+            lambda: fresh(
+                lambda: engine_bench.in_process_vs_http(model, plan.history_tokens, plan.tokens)
             ),
         ),
-        ("HTTP", lambda: engine_bench.in_process_vs_http(model, plan.history_tokens, plan.tokens)),
-        (
-            "UI streaming",
-            lambda: ui_bench.streaming(model, max(plan.repetitions - 1, 1), plan.ui_tokens),
-        ),
+        ("UI streaming", lambda: ui_bench.streaming(model, reps, plan.ui_tokens)),
         (
             "start-up",
             lambda: [

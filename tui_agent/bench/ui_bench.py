@@ -88,7 +88,7 @@ def streaming(model: ResidentModel, repetitions: int, tokens: int) -> list[Figur
     headless, in_app, all_lags, generated = [], [], [], 0
     for repetition in range(repetitions):
         for variant in ("headless", "app") if repetition % 2 == 0 else ("app", "headless"):
-            cold(model)
+            in_fresh_thread(lambda: cold(model))
             if variant == "headless":
                 seconds, generated = in_fresh_thread(lambda: headless_seconds(backend, tokens))
                 headless.append(seconds)
