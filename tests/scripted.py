@@ -7,6 +7,7 @@ the same rendering as on a real model) and streams canned replies in small piece
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,8 @@ class ScriptedBackend:
     summary_prompts: list[str] = field(default_factory=list)
     grammars: list[Any] = field(default_factory=list)
     name: str = "scripted"
+    # Times for the turn statistics; the snapshot scenarios pass a steady fake clock.
+    clock: Callable[[], float] = time.perf_counter
 
     def __post_init__(self) -> None:
         self.renderer = ChatRenderer(self.template, bos_token="", eos_token="<|im_end|>")
@@ -102,6 +105,7 @@ class ScriptedBackend:
             common += 1
         self._previous = prompt
         stats = TurnStats(prompt_tokens=self.count_tokens(prompt), cached_tokens=common // 4)
+        started = self.clock()
         for index, start in enumerate(range(0, len(reply), self.piece_size)):
             if index == self.pause_after:
                 self.resume.wait(10)
@@ -109,6 +113,11 @@ class ScriptedBackend:
                 stats.finish_reason = "cancelled"
                 return stats
             stats.generated_tokens += 1
+            # One clock reading per piece, as a real stream has one per token.
+            elapsed = self.clock() - started
+            if index == 0:
+                stats.time_to_first_token = elapsed
+            stats.generation_seconds = elapsed
             yield reply[start : start + self.piece_size]
         stats.finish_reason = self.finish_reason
         return stats

@@ -402,8 +402,12 @@ def documented_defaults() -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_settings(path: Path, updates: Mapping[str, Mapping[str, Any]]) -> None:
+def save_settings(
+    path: Path, updates: Mapping[str, Mapping[str, Any]], replace: bool = False
+) -> None:
     """Merge ``updates`` ({section: {key: value}}) into the file, keeping every other key.
+
+    With ``replace`` each named section is replaced whole instead of merged key by key.
 
     The merged result is validated before anything is written, and the write is atomic
     (temp file + rename), so a bad value or a crash never leaves a broken config behind.
@@ -413,10 +417,14 @@ def save_settings(path: Path, updates: Mapping[str, Mapping[str, Any]]) -> None:
     if path.exists():
         raw = _parse_toml(path, _read_text(path))
     for section, values in updates.items():
+        *parents, last = section.split(".")
         target = raw
-        for part in section.split("."):
+        for part in parents:
             target = target.setdefault(part, {})
-        target.update(values)
+        if replace or last not in target:
+            target[last] = dict(values)
+        else:
+            target[last].update(values)
     config_from_dict(raw, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

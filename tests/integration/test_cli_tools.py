@@ -142,7 +142,13 @@ def test_mcp_import(tmp_path: Path, config: Path) -> None:
     assert "workspace_root" in saved["tools"], "the user's other keys are kept"
     again = run_cli("mcp", "import", str(source), "--config", str(config))
     assert again.returncode == 2 and "already configured" in again.stderr
+    source.write_text(json.dumps({"mcpServers": {"time": {"url": "http://127.0.0.1:9/other"}}}))
     assert run_cli("mcp", "import", str(source), "--config", str(config), "--force").returncode == 0
+    replaced = tomllib.loads(config.read_text())["mcp_servers"]
+    assert replaced["time"] == {"url": "http://127.0.0.1:9/other"}, (
+        "--force replaces the table whole"
+    )
+    assert replaced["remote"]["url"] == "http://127.0.0.1:9/mcp"
 
 
 @pytest.mark.parametrize(

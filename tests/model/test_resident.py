@@ -37,7 +37,10 @@ def test_loads_once_and_is_reused_across_prompts(demo_gguf: Path) -> None:
     events: list[Event] = []
     model = resident.get_resident_model(demo_gguf, CONFIG, events.append)
     loads = resident.load_count()
-    assert any(isinstance(e, ModelLoaded) for e in events) or loads >= 1
+    loaded = [e for e in events if isinstance(e, ModelLoaded)]
+    assert len(loaded) == 1 and loaded[0].path == str(demo_gguf), (
+        "loaded or reused, it says so once"
+    )
     renderer = renderer_for(model)
     rss = []
     for i in range(12):
@@ -149,3 +152,14 @@ def test_a_replaced_model_fails_cleanly_instead_of_crashing(demo_gguf: Path) -> 
     with pytest.raises(ModelError, match="was unloaded"):
         generate(old, "hello")
     resident.get_resident_model(demo_gguf, CONFIG)
+
+
+def test_agent_n_batch_sets_the_prompt_batch(demo_gguf: Path) -> None:
+    """[agent] n_batch decides how many prompt tokens are evaluated at once (capped by the context's)."""
+    model = resident.get_resident_model(demo_gguf, CONFIG)
+    prompt = renderer_for(model).render([{"role": "user", "content": "Name a colour. " * 20}])
+    for wanted, applied in ((16, 16), (100_000, CONFIG.n_batch)):
+        sampling = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": 4, "n_batch": wanted})
+        pieces = stream_completion(model, prompt, sampling)
+        text = "".join(pieces)
+        assert model.llama.n_batch == applied and text

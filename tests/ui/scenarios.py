@@ -47,17 +47,24 @@ async def steady(pilot: Pilot[object]) -> None:
     app.query_one("#prompt").cursor_blink = False  # type: ignore[attr-defined]
 
 
+def steady_clock() -> Callable[[], float]:
+    """A clock that advances 20 ms per reading: the same tok/s and first-token time every run."""
+    ticks = iter(range(10**9))
+    return lambda: next(ticks) * 0.02
+
+
 def call(name: str, **arguments: object) -> str:
     return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
 
 
 def chat_with_tool(tmp_path: Path) -> Scenario:
     backend = ScriptedBackend(
-        [
+        clock=steady_clock(),
+        replies=[
             "Let me look at your notes.\n" + call("read_file", path="notes.txt"),
             "The keeper sleeps in **the tower**. From your notes:\n\n```text\nthe lighthouse keeper sleeps in the tower\n```\n"
             "Want me to add a reminder to `notes.txt`?",
-        ]
+        ],
     )
 
     async def run_before(pilot: Pilot[object]) -> None:
@@ -73,14 +80,15 @@ def chat_with_tool(tmp_path: Path) -> Scenario:
 def permission_prompt(tmp_path: Path) -> Scenario:
     config = make_config(tmp_path)
     backend = ScriptedBackend(
-        [
+        clock=steady_clock(),
+        replies=[
             call(
                 "edit_file",
                 path="notes.txt",
                 old_string="sleeps in the tower",
                 new_string="sleeps in the tower\nreminder: oil the lamp on Sunday",
             )
-        ]
+        ],
     )
 
     async def run_before(pilot: Pilot[object]) -> None:
@@ -97,7 +105,9 @@ def permission_prompt(tmp_path: Path) -> Scenario:
 
 def compaction(tmp_path: Path) -> Scenario:
     backend = ScriptedBackend(
-        ["The sea covers about 71% of the Earth."] * 3 + ["Tides come from the Moon's pull."] * 3,
+        clock=steady_clock(),
+        replies=["The sea covers about 71% of the Earth."] * 3
+        + ["Tides come from the Moon's pull."] * 3,
         n_ctx=700,
         summaries=[
             "The user is learning about the ocean: coverage (71%), depth, salinity. Next: tides."
@@ -178,7 +188,9 @@ def history_browser(tmp_path: Path) -> Scenario:
         await pilot.press("enter")
         await pilot.pause(0.3)
 
-    return make_app(tmp_path, ScriptedBackend([]), config, store=store), run_before
+    return make_app(
+        tmp_path, ScriptedBackend(clock=steady_clock(), replies=[]), config, store=store
+    ), run_before
 
 
 SCENARIOS = {

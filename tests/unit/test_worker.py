@@ -5,8 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from tests.scripted import FunctionTools, ScriptedBackend
-from tui_agent.agent.conversation import Conversation
+from tests.scripted import ScriptedBackend
 from tui_agent.agent.worker import (
     AgentWorker,
     Compact,
@@ -216,18 +215,3 @@ def test_one_shot_is_isolated() -> None:
     backend = ScriptedBackend(["A title"])
     assert one_shot(backend, "Write a title.", "hello world") == "A title"
     assert "Write a title." in backend.prompts[0] and "hello world" in backend.prompts[0]
-
-
-def test_function_tools_unused_import_guard() -> None:
-    assert FunctionTools().specs() == []
-    assert Conversation().messages == []
-
-
-def test_a_bug_while_loading_is_reported_not_swallowed() -> None:
-    def broken(sink):  # type: ignore[no-untyped-def]
-        raise TypeError("'ToolStack' object is not callable")
-
-    worker = AgentWorker(broken).start()
-    error = next_of(worker, Error)
-    assert isinstance(error, Error) and "internal error while loading: TypeError" in error.message
-    assert next_of(worker, Completed) == Completed("error")

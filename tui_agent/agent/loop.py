@@ -72,6 +72,7 @@ def sampling_from(config: AgentConfig) -> Sampling:
         seed=config.seed,
         max_tokens=config.max_tokens_per_completion,
         stop=tuple(config.stop_sequences),
+        n_batch=config.n_batch,
     )
 
 

@@ -270,11 +270,14 @@ class ReplySplitter:
             self._json_mode = stripped[0] in "{["
         if self._json_mode:
             return ""
-        hits = [i for i in (self.buffer.find(m) for m in MARKERS) if i != -1]
+        # Released text holds no marker, so only the unreleased tail needs searching: the work per
+        # token stays constant instead of growing with the reply.
+        start = len(self.released)
+        hits = [i for i in (self.buffer.find(m, start) for m in MARKERS) if i != -1]
         if hits:
             self._in_call = True
             return self._release_to(min(hits))
-        return self._release_to(len(self.buffer) - _partial_marker_length(self.buffer))
+        return self._release_to(len(self.buffer) - _partial_marker_length(self.buffer[start:]))
 
     def finish(self) -> tuple[ParsedReply, str]:
         """Parse the whole reply; also return the text not released yet."""

@@ -43,8 +43,10 @@ def import_servers(args: argparse.Namespace) -> int:
         raise UsageError(
             f"already configured: {', '.join(clashes)}", "pass --force to replace them"
         )
-    for name, table in servers.items():
-        save_settings(target, {f"mcp_servers.{name}": table})
+    # One write for all of them; an imported server replaces a configured one of that name whole.
+    save_settings(
+        target, {f"mcp_servers.{name}": table for name, table in servers.items()}, replace=True
+    )
     print(f"imported {len(servers)} server(s) into {target}: {', '.join(servers)}")
     print(
         "they are not trusted: their tools ask before running. Set trusted = true per server to change that."

@@ -24,6 +24,8 @@ class Sampling:
     seed: int = -1
     max_tokens: int = 1024
     stop: tuple[str, ...] = ()
+    # Prompt tokens evaluated per batch; at most the n_batch the context was created with.
+    n_batch: int = 512
 
 
 GREEDY = Sampling(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, seed=0)
@@ -71,6 +73,7 @@ def stream_completion(
     cached = llama.longest_token_prefix(llama._input_ids[: llama.n_tokens], tokens)
     # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.
     stats = TurnStats(prompt_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1))
+    llama.n_batch = max(1, min(sampling.n_batch, model.settings.n_batch))
     started = time.perf_counter()
     stream = llama.create_completion(
         tokens,

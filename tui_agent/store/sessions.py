@@ -204,7 +204,7 @@ class SessionStore:
         row = _message_row(message, data)
         text = _search_text(message)
         now = time.time()
-        entry_id, _, _, _ = self._transaction(
+        entry_id, *_ = self._transaction(
             [
                 (
                     "INSERT INTO entries (session_id, kind, role, content, data, interrupted, created)"
@@ -216,13 +216,18 @@ class SessionStore:
                     "UPDATE sessions SET updated = ?, message_count = message_count + 1 WHERE id = ?",
                     (now, session_id),
                 ),
-                (
-                    "UPDATE sessions SET title = ? WHERE id = ? AND title = ''",
-                    (title_from(message.content) if message.role == "user" else "", session_id),
-                ),
+                *self._title_update(session_id, message),
             ]
         )
         return entry_id
+
+    @staticmethod
+    def _title_update(session_id: str, message: Message) -> list[tuple[str, tuple[Any, ...]]]:
+        """A session without a title takes it from its first user message."""
+        if message.role != "user":
+            return []
+        sql = "UPDATE sessions SET title = ? WHERE id = ? AND title = ''"
+        return [(sql, (title_from(message.content), session_id))]
 
     def save_draft(self, session_id: str, entry_id: int | None, text: str) -> int:
         """Keep the reply that is streaming, marked interrupted until finish_message replaces it."""

@@ -408,12 +408,9 @@ class LlamachatApp(App[None]):
         transcript = self.transcript
         await transcript.remove_children()
         self.current_reply = None
-        results = {
-            e.data.get("tool_call_id"): e
-            for e in self.controller.store.entries(session_id)
-            if e.role == "tool"
-        }
-        for entry in self.controller.store.entries(session_id):
+        entries = self.controller.store.entries(session_id)
+        results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
+        for entry in entries:
             for widget in _widgets_for(entry, results):
                 await transcript.add(widget)
         transcript.anchor()
