@@ -1,7 +1,8 @@
 """The llamachat Textual app: a chat screen fed by the agent worker's typed events.
 
-Events are drained from the worker's queue on a timer; all text that arrived in one tick goes to
-the Markdown stream in a single write, so the UI never handles one message per token.
+Text is drained from the worker's queue on a timer; all text that arrived in one tick goes to the
+reply in a single write, so the UI never handles one message per token. Any other event wakes the
+app at once (the worker posts a message), so prompts and the end of a reply are not delayed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
@@ -55,10 +57,14 @@ from tui_agent.ui.widgets.transcript import (
     UserMessage,
 )
 
-# How often the event queue is drained. Each update re-lays out the screen, which on a 2-core
-# machine takes CPU from generation: `llamachat bench` measured streaming 300 tokens at 1.28x the
-# headless time with 100 ms batches and 1.15x with 150 ms.
+# How often streamed text is drained. Each update costs the main thread a few ms, which on a 2-core
+# machine comes out of generation: `llamachat bench` measured streaming 300 tokens at 1.28x the
+# headless time with 100 ms batches and 1.15x with 150 ms (before the reply tail was made cheap).
 PUMP_SECONDS = 0.15
+
+
+class EventsWaiting(Message):
+    """Posted from the worker thread: an event other than text is in the queue."""
 
 
 class LlamachatApp(App[None]):
@@ -84,6 +90,7 @@ class LlamachatApp(App[None]):
         self.model_ready = False
         self.model_failed = ""
         self.completed_prompts = 0
+        self.last_completed_at = 0.0  # perf_counter() when the last Completed was shown
         self.first_frame_at: float | None = None  # wall-clock time of the first painted frame
         self._theme_dirs = extra_theme_dirs
 
@@ -105,7 +112,8 @@ class LlamachatApp(App[None]):
         self.call_after_refresh(self._first_frame_painted)
         if self.controller.initial is not None and self.controller.store is not None:
             self.call_after_refresh(self._render_history, self.controller.initial.id)
-        self.set_interval(PUMP_SECONDS, self.pump_events)
+        self.controller.wake = self._wake
+        self.set_interval(PUMP_SECONDS, self._wake)
         self.query_one(PromptInput).focus()
         if self.controller.store is not None:
             for notice in self.controller.store.notices:
@@ -139,6 +147,13 @@ class LlamachatApp(App[None]):
         return self.query_one(Transcript)
 
     # --- events from the worker -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self.post_message(EventsWaiting())
+
+    async def on_events_waiting(self, _: EventsWaiting) -> None:
+        # Timer ticks and wake-ups both arrive as messages, so drains never interleave.
+        await self.pump_events()
 
     async def pump_events(self) -> None:
         text: list[str] = []
@@ -228,11 +243,12 @@ class LlamachatApp(App[None]):
             self.notify(event.message, timeout=8)
             await self.transcript.add(NoticeLine(event.message))
         elif isinstance(event, SessionChanged) and not event.resumed:
-            await self.transcript.remove_children()
+            await self.transcript.clear()
             status.set(context_used=0)
 
     async def _completed(self, event: Completed) -> None:
         self.completed_prompts += 1
+        self.last_completed_at = time.perf_counter()
         if event.reason == "cancelled" and self.current_reply is not None:
             self.current_reply.mark_interrupted()
         await self._end_reply()
@@ -353,7 +369,7 @@ class LlamachatApp(App[None]):
         self.model_ready, self.model_failed = False, ""
         self.status.set(state="loading model", model=spec, progress=0.0, context_used=0)
         self.controller.switch_model(spec)
-        self.call_later(self.transcript.remove_children)
+        self.call_later(self.transcript.clear)
 
     def action_tools(self) -> None:
         specs = self.controller.tool_specs()
@@ -406,13 +422,11 @@ class LlamachatApp(App[None]):
         """Restore a saved session's transcript, tool panels included."""
         assert self.controller.store is not None
         transcript = self.transcript
-        await transcript.remove_children()
+        await transcript.clear()
         self.current_reply = None
         entries = self.controller.store.entries(session_id)
         results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
-        for entry in entries:
-            for widget in _widgets_for(entry, results):
-                await transcript.add(widget)
+        await transcript.add_all([w for entry in entries for w in _widgets_for(entry, results)])
         transcript.anchor()
         title = self.controller.store.get_session(session_id).title
         self.notify(f"resumed {title!r}")

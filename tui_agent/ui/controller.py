@@ -16,7 +16,7 @@ from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.agent.worker import AgentWorker, Compact, NewSession, ResumeSession, SendPrompt
 from tui_agent.config import Config
-from tui_agent.events import Event, EventSink, Notice
+from tui_agent.events import Event, EventSink, Notice, TextDelta
 from tui_agent.store.recorder import SessionRecorder
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.base import (
@@ -58,6 +58,9 @@ class ChatController:
     events: queue.Queue[Event] = field(default_factory=queue.Queue)
     worker: AgentWorker | None = None
     initial: Conversation | None = None
+    # Called on the worker thread when an event other than text arrives, so the app can show a
+    # permission prompt or the end of a reply at once instead of at its next timer tick.
+    wake: Callable[[], None] | None = None
 
     @classmethod
     def from_config(
@@ -103,12 +106,17 @@ class ChatController:
             self.backend_loader(self.model_spec),
             self.tools,
             self.config.agent,
-            sink=self.events.put,
+            sink=self._deliver,
             recorder=recorder,
         )
         if self.initial is not None:
             worker.conversation = self.initial
         return worker
+
+    def _deliver(self, event: Event) -> None:
+        self.events.put(event)
+        if self.wake is not None and not isinstance(event, TextDelta):
+            self.wake()
 
     @property
     def busy(self) -> bool:

@@ -37,7 +37,8 @@ class StatusBar(Static):
         self.refresh_status()
 
     def refresh_status(self) -> None:
-        self.update(self.render_text())
+        # One line high whatever it says: a repaint, not a layout pass over the whole screen.
+        self.update(self.render_text(), layout=False)
 
     def render_text(self) -> Text:
         info = self.info
