@@ -20,6 +20,16 @@ from tui_agent.events import Event, ModelLoaded, TurnStatistics
 from tui_agent.tools.base import NoTools
 
 LAG_INTERVAL = 0.01
+EARLIER_EXCHANGES = 40
+# What an earlier answer in a long session looks like: a paragraph, a list and a code block.
+EARLIER_ANSWER = (
+    "Here is what the function does, step by step. It reads the file, splits it into lines "
+    "and keeps the ones that match.\n\n"
+    "1. Open the file with the right encoding\n2. Filter the lines\n3. Return them sorted\n\n"
+    "```python\ndef matching(path, word):\n    with open(path) as f:\n"
+    "        return sorted(l for l in f if word in l)\n```\n\n"
+    "Call it with the path and the word you want."
+)
 
 
 def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
@@ -37,9 +47,12 @@ def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
     return time.perf_counter() - started, generated
 
 
-async def _app_run(backend: LlamaBackend, tokens: int) -> tuple[float, list[float]]:
+async def _app_run(
+    backend: LlamaBackend, tokens: int, earlier: int = 0
+) -> tuple[float, list[float]]:
     from tui_agent.ui.app import LlamachatApp
     from tui_agent.ui.controller import ChatController
+    from tui_agent.ui.widgets.transcript import AssistantMessage, UserMessage
 
     config = Config()
     config.agent = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
@@ -64,6 +77,11 @@ async def _app_run(backend: LlamaBackend, tokens: int) -> tuple[float, list[floa
     async with app.run_test(size=(120, 40)) as pilot:
         while not app.model_ready:
             await pilot.pause(0.01)
+        for index in range(earlier):
+            await app.transcript.add(UserMessage(f"question {index}: what does this do?"))
+            await app.transcript.add(AssistantMessage(EARLIER_ANSWER))
+        await pilot.pause(0.2)
+        app.garbage.fully()  # as the app does when it restores a long session
         expected = [time.perf_counter() + LAG_INTERVAL]
 
         def tick() -> None:
@@ -85,32 +103,44 @@ async def _app_run(backend: LlamaBackend, tokens: int) -> tuple[float, list[floa
 
 
 def streaming(model: ResidentModel, pairs: int, tokens: int) -> list[Figure]:
-    """Headless and in-app runs in pairs, back to back, in alternating order. The ratio is the
-    median of the per-pair ratios: this machine's speed drifts by ±15% over a minute, and a pair
-    sees the same drift on both sides."""
+    """Headless and in-app runs back to back, in rotating order; each app run is divided by the
+    headless run of its own round. The ratio is the median of those: this machine's speed drifts
+    by ±15% over a minute, and a round sees the same drift on every side. A third run streams
+    into a transcript that already holds EARLIER_EXCHANGES exchanges (a long session)."""
     backend = LlamaBackend(model)
-    headless, in_app, ratios, all_lags, generated = [], [], [], [], 0
-    for pair in range(pairs):
-        seconds: dict[str, float] = {}
-        for variant in ("headless", "app") if pair % 2 == 0 else ("app", "headless"):
+    variants = ("headless", "app", "long")
+    seconds: dict[str, list[float]] = {v: [] for v in variants}
+    all_lags: list[float] = []
+    generated = 0
+    for round_ in range(pairs):
+        for variant in variants[round_ % 3 :] + variants[: round_ % 3]:
             in_fresh_thread(lambda: cold(model))
             if variant == "headless":
-                seconds[variant], generated = in_fresh_thread(
-                    lambda: headless_seconds(backend, tokens)
-                )
+                elapsed, generated = in_fresh_thread(lambda: headless_seconds(backend, tokens))
             else:
-                seconds[variant], lags = asyncio.run(_app_run(backend, tokens))
-                all_lags.extend(lags)
-        headless.append(seconds["headless"])
-        in_app.append(seconds["app"])
-        ratios.append(seconds["app"] / seconds["headless"])
-    h, a, r = spread(headless), spread(in_app), spread(ratios)
+                earlier = EARLIER_EXCHANGES if variant == "long" else 0
+                elapsed, lags = asyncio.run(_app_run(backend, tokens, earlier))
+                if variant == "app":
+                    all_lags.extend(lags)
+            seconds[variant].append(elapsed)
+    h, a = spread(seconds["headless"]), spread(seconds["app"])
+    ratio = spread([x / y for x, y in zip(seconds["app"], seconds["headless"], strict=True)])
+    long = spread([x / y for x, y in zip(seconds["long"], seconds["headless"], strict=True)])
     section = f"UI: streaming a {generated}-token reply into the app (run_test) vs headless"
     lags_ms = [lag * 1000 for lag in all_lags]
     return [
         Figure(section, "headless", h.median, "s", detail=h.describe("s", 2)),
         Figure(section, "in the app", a.median, "s", detail=a.describe("s", 2)),
-        Figure(section, "app ÷ headless (paired)", r.median, "", "≤ 1.05", r.describe("", 3)),
+        Figure(
+            section, "app ÷ headless (paired)", ratio.median, "", "≤ 1.05", ratio.describe("", 3)
+        ),
+        Figure(
+            section,
+            f"app ÷ headless, {EARLIER_EXCHANGES} earlier exchanges",
+            long.median,
+            "",
+            detail=long.describe("", 3),
+        ),
         Figure(section, "event-loop lag p50", percentile(lags_ms, 50), "ms"),
         Figure(section, "event-loop lag p95", percentile(lags_ms, 95), "ms", "≤ 10 ms"),
         Figure(section, "event-loop lag max", max(lags_ms, default=0.0), "ms"),

@@ -41,6 +41,7 @@ from tui_agent.events import (
 )
 from tui_agent.store.sessions import Entry
 from tui_agent.ui.controller import ChatController
+from tui_agent.ui.garbage import GarbageSettler
 from tui_agent.ui.screens.dialogs import ShowText
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.permission import PermissionScreen
@@ -90,6 +91,7 @@ class LlamachatApp(App[None]):
         self.model_ready = False
         self.model_failed = ""
         self.completed_prompts = 0
+        self.garbage = GarbageSettler()
         self.last_completed_at = 0.0  # perf_counter() when the last Completed was shown
         self.first_frame_at: float | None = None  # wall-clock time of the first painted frame
         self._theme_dirs = extra_theme_dirs
@@ -244,6 +246,7 @@ class LlamachatApp(App[None]):
             await self.transcript.add(NoticeLine(event.message))
         elif isinstance(event, SessionChanged) and not event.resumed:
             await self.transcript.clear()
+            self.call_after_refresh(self.garbage.fully)
             status.set(context_used=0)
 
     async def _completed(self, event: Completed) -> None:
@@ -260,6 +263,7 @@ class LlamachatApp(App[None]):
             await self.transcript.add(NoticeLine("cancelled", "warning"))
         if self.model_ready:
             self.status.set(state="ready")
+        self.call_after_refresh(self.garbage.after_reply)
 
     def _ask_permission(self, request: PermissionRequest) -> None:
         panel = self.transcript.tool_panel(request.call_id)
@@ -428,6 +432,7 @@ class LlamachatApp(App[None]):
         results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
         await transcript.add_all([w for entry in entries for w in _widgets_for(entry, results)])
         transcript.anchor()
+        self.call_after_refresh(self.garbage.fully)
         title = self.controller.store.get_session(session_id).title
         self.notify(f"resumed {title!r}")
 
@@ -445,6 +450,9 @@ class LlamachatApp(App[None]):
         )
         yield SystemCommand("Tools", "List the tools (/tools)", self.action_tools)
         yield SystemCommand("Help", "Keys and commands (/help)", self.action_help)
+
+    def on_unmount(self) -> None:
+        self.garbage.release()
 
     async def action_quit(self) -> None:
         self.controller.close()

@@ -1,0 +1,196 @@
+"""How a reply streams into the app (complete blocks as Markdown, the rest as a plain tail), how
+long transcripts are windowed, and how the worker wakes the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.scripted import ScriptedBackend
+from tests.ui.harness import SIZE, make_app, send, wait_until
+from tui_agent.config import Config
+from tui_agent.events import Completed, PermissionRequest, TextDelta, ToolStart
+from tui_agent.tools.base import NoTools
+from tui_agent.ui.controller import ChatController
+from tui_agent.ui.widgets.transcript import (
+    AssistantMessage,
+    EarlierEntries,
+    ReplyTail,
+    Transcript,
+    settled_length,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "settled"),
+    [
+        ("no blank line yet", 0),
+        ("one paragraph\n", 0),
+        ("one paragraph\n\n", len("one paragraph\n\n")),
+        ("one\n\ntwo\n\nthree in prog", len("one\n\ntwo\n\n")),
+        ("```py\na = 1\n\nb = 2\n", 0),  # a blank line inside a fence settles nothing
+        ("```py\na = 1\n\nb = 2\n```\n", len("```py\na = 1\n\nb = 2\n```\n")),
+        ("```py\na = 1\n```", 0),  # the closing fence line is not finished yet
+        ("~~~\nx\n~~~\nafter", len("~~~\nx\n~~~\n")),
+        ("a\n   \nb", len("a\n   \n")),  # a line of spaces is blank
+    ],
+)
+def test_settled_length(text: str, settled: int) -> None:
+    assert settled_length(text, 0) == settled
+
+
+def test_settled_length_scans_from_the_last_settled_point() -> None:
+    text = "one\n\ntwo\n\nthree"
+    assert settled_length(text, len("one\n\n")) == len("one\n\ntwo\n\n")
+    assert settled_length(text, len("one\n\ntwo\n\n")) == len("one\n\ntwo\n\n")
+
+
+@given(st.text(alphabet="ab `~\n", max_size=80), st.integers(min_value=1, max_value=7))
+def test_settling_piece_by_piece_never_splits_inside_a_fence(text: str, step: int) -> None:
+    """Fed the way the app feeds it, the settled part only grows, ends at a line end, and never
+    ends inside an open fence (counted over the settled part alone)."""
+    settled = 0
+    for end in range(step, len(text) + step, step):
+        new = settled_length(text[:end], settled)
+        assert settled <= new <= min(end, len(text))
+        if new:
+            assert text[new - 1] == "\n"
+            fences = [
+                line for line in text[:new].splitlines() if line.strip()[:3] in ("```", "~~~")
+            ]
+            assert len(fences) % 2 == 0
+        settled = new
+
+
+REPLY = (
+    "First paragraph with **bold**.\n\n"
+    "- item one\n- item two\n\n"
+    "Unfinished paragraph that goes on, then it ends."
+)
+
+
+async def test_complete_blocks_render_while_the_rest_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 0.0)
+    piece = 4
+    paused_at = REPLY.index("goes on") // piece
+    backend = ScriptedBackend([REPLY], piece_size=piece, pause_after=paused_at)
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write")
+        await wait_until(
+            pilot,
+            lambda: (
+                bool(app.query(AssistantMessage))
+                and len(app.query_one(AssistantMessage).text) == paused_at * piece
+            ),
+            what="the stream to reach the pause",
+        )
+        await wait_until(pilot, lambda: bool(app.query("MarkdownBulletList")), what="the list")
+        reply = app.query_one(AssistantMessage)
+        settled = "First paragraph with **bold**.\n\n- item one\n- item two\n\n"
+        assert reply.markdown.source == settled
+        assert reply.streaming_tail == REPLY[len(settled) : paused_at * piece]
+        assert reply.has_class("streaming") and app.query(ReplyTail)
+
+        backend.resume.set()
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the end of the reply")
+        await wait_until(pilot, lambda: not app.query(ReplyTail), what="the tail to go")
+        assert reply.markdown.source == REPLY and reply.streaming_tail == ""
+        assert not reply.has_class("streaming")
+
+
+async def test_blocks_wait_for_the_commit_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a long interval nothing reaches Markdown until the reply ends: all text is in the tail."""
+    monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
+    paused_at = len(REPLY) // 4 - 2
+    backend = ScriptedBackend([REPLY], piece_size=4, pause_after=paused_at)
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write")
+        await wait_until(
+            pilot,
+            lambda: (
+                bool(app.query(AssistantMessage))
+                and len(app.query_one(AssistantMessage).text) == paused_at * 4
+            ),
+            what="most of the reply",
+        )
+        await pilot.pause(0.3)
+        reply = app.query_one(AssistantMessage)
+        assert reply.markdown.source == "" and reply.streaming_tail == reply.text
+        backend.resume.set()
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the end")
+        await wait_until(pilot, lambda: reply.markdown.source == REPLY, what="the final render")
+
+
+async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
+    backend = ScriptedBackend(["x"])
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        reply = AssistantMessage()
+        await app.transcript.add(reply)
+        await reply.append("one line")
+        await pilot.pause()
+        tail = app.query_one(ReplyTail)
+        assert tail.size.height == ReplyTail.RESERVE_LINES
+        await reply.append(" and more words" * 40)  # several wrapped lines
+        await pilot.pause()
+        assert tail.size.height % ReplyTail.RESERVE_LINES == 0
+        assert tail.size.height > ReplyTail.RESERVE_LINES
+        await reply.finish()
+        await pilot.pause()
+        assert not app.query(ReplyTail) and reply.markdown.source == reply.text
+
+
+async def test_long_transcripts_show_the_newest_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Transcript, "SHOWN_ENTRIES", 4)
+    backend = ScriptedBackend([f"answer {i}" for i in range(5)])
+    app = make_app(tmp_path, backend, tools=NoTools())
+    async with app.run_test(size=SIZE) as pilot:
+        for i in range(4):
+            await send(pilot, f"question {i}")
+            await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
+        transcript = app.transcript
+        shown = [e for e in transcript.entries if e.display]
+        # The window was applied when "question 3" was added: 7 entries, 3 hidden.
+        assert len(transcript.entries) == 8 and len(shown) == 5
+        earlier = app.query_one(EarlierEntries)
+        assert earlier.display and "3 earlier entries hidden" in str(earlier.render())
+
+        earlier.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert all(e.display for e in transcript.entries) and not earlier.display
+
+        await send(pilot, "question 4")
+        await wait_until(pilot, lambda: app.completed_prompts == 5, what="answer 4")
+        assert len([e for e in transcript.entries if e.display]) == 5
+        assert "5 earlier entries hidden" in str(earlier.render())
+
+        await pilot.press("ctrl+n")  # a new session empties the transcript
+        await wait_until(pilot, lambda: not transcript.entries, what="an empty transcript")
+        assert not earlier.display
+
+
+def test_only_events_other_than_text_wake_the_app() -> None:
+    wakes: list[int] = []
+    controller = ChatController(Config(), lambda spec: lambda sink: None, NoTools())  # type: ignore[arg-type, return-value]
+    controller.wake = lambda: wakes.append(1)
+    controller._deliver(TextDelta("a"))
+    controller._deliver(TextDelta("b"))
+    assert wakes == [] and controller.events.qsize() == 2
+    controller._deliver(ToolStart("c1", "read_file", {}))
+    controller._deliver(
+        PermissionRequest("r1", "c1", "write_file", {}, "writes files", "write_file")
+    )
+    controller._deliver(Completed("done"))
+    assert len(wakes) == 3 and controller.events.qsize() == 5
