@@ -80,8 +80,9 @@ async def _app_run(
         for index in range(earlier):
             await app.transcript.add(UserMessage(f"question {index}: what does this do?"))
             await app.transcript.add(AssistantMessage(EARLIER_ANSWER))
-        await pilot.pause(0.2)
-        app.garbage.fully()  # as the app does when it restores a long session
+        if earlier:
+            app.garbage.fully()  # as the app does when it restores a long session
+        await pilot.pause(0.3)  # the app settles after the model loads; nobody types faster
         expected = [time.perf_counter() + LAG_INTERVAL]
 
         def tick() -> None:

@@ -197,6 +197,9 @@ class LlamachatApp(App[None]):
         elif isinstance(event, ModelLoaded):
             self.model_ready = True
             status.set(state="ready", progress=None, model=event.model, context_size=event.n_ctx)
+            # Start-up made most of the process's objects (Textual, the MCP SDK, llama.cpp's
+            # bindings): freeze them before the first reply, so no collection walks them again.
+            self.call_after_refresh(self.garbage.fully)
         elif isinstance(event, IterationStart):
             status.set(state="generating", progress=None)
         elif isinstance(event, ToolStart):

@@ -5,7 +5,8 @@ exchanges one took 150–300 ms here, and when it struck mid-reply it froze the 
 from generation. So at idle moments the survivors are frozen (moved out of the collector's
 sight), and the collections that happen during the next reply only walk what was made since.
 Frozen objects that die later are not collected until the next full settle: that happens when
-widgets are removed in bulk (a new or resumed session) and every FULL_EVERY replies.
+widgets are removed in bulk (a new or resumed session), when the model has loaded (start-up made
+most of the process's objects) and every FULL_EVERY replies.
 """
 
 from __future__ import annotations

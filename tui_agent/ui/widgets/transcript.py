@@ -77,20 +77,21 @@ class ReplyTail(Widget):
 
 def settled_length(text: str, start: int) -> int:
     """Where the complete Markdown blocks of ``text`` end, scanning from ``start`` (which must
-    not be inside a code fence): after the last blank line or closing fence outside a fence."""
+    not be inside a code fence): after the last blank line or closing fence outside a fence.
+    A line only counts once its newline has arrived."""
     settled = start
-    in_fence = False
+    fence = ""  # the fence character while inside a fenced code block
     position = start
-    for line in text[start:].splitlines(keepends=True):
-        position += len(line)
-        if not line.endswith("\n"):
-            break  # an unfinished line settles nothing
-        stripped = line.strip()
-        if stripped.startswith(("```", "~~~")):
-            in_fence = not in_fence
-            if not in_fence:
+    while (end := text.find("\n", position)) != -1:
+        stripped = text[position:end].strip()
+        position = end + 1
+        if not fence:
+            if stripped.startswith(("```", "~~~")):
+                fence = stripped[0]
+            elif not stripped:
                 settled = position
-        elif not in_fence and not stripped:
+        elif len(stripped) >= 3 and stripped == fence * len(stripped):
+            fence = ""  # a closing fence: only fence characters, no info string
             settled = position
     return settled
 
