@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
 import tempfile
@@ -93,6 +94,9 @@ def run(
     try:
         for label, step in steps:
             progress(f"bench: {label}…")
+            # Each section starts on a clean heap: garbage a section leaves (the UI section's
+            # apps) would otherwise be collected, at a cost, inside the next section's timings.
+            gc.collect()
             try:
                 figures.extend(step())
             except Exception as exc:  # one broken section must not hide the others
