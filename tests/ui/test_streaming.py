@@ -72,6 +72,23 @@ REPLY = (
 )
 
 
+async def stream_until_paused(pilot, backend: ScriptedBackend) -> AssistantMessage:  # type: ignore[no-untyped-def]
+    """Send a prompt and let the scripted reply run up to its pause."""
+    app = pilot.app
+    assert backend.pause_after is not None
+    paused_length = backend.pause_after * backend.piece_size
+    await send(pilot, "write")
+    await wait_until(
+        pilot,
+        lambda: (
+            bool(app.query(AssistantMessage))
+            and len(app.query_one(AssistantMessage).text) == paused_length
+        ),
+        what="the stream to reach the pause",
+    )
+    return app.query_one(AssistantMessage)
+
+
 async def test_complete_blocks_render_while_the_rest_streams(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,17 +98,8 @@ async def test_complete_blocks_render_while_the_rest_streams(
     backend = ScriptedBackend([REPLY], piece_size=piece, pause_after=paused_at)
     app = make_app(tmp_path, backend)
     async with app.run_test(size=SIZE) as pilot:
-        await send(pilot, "write")
-        await wait_until(
-            pilot,
-            lambda: (
-                bool(app.query(AssistantMessage))
-                and len(app.query_one(AssistantMessage).text) == paused_at * piece
-            ),
-            what="the stream to reach the pause",
-        )
+        reply = await stream_until_paused(pilot, backend)
         await wait_until(pilot, lambda: bool(app.query("MarkdownBulletList")), what="the list")
-        reply = app.query_one(AssistantMessage)
         settled = "First paragraph with **bold**.\n\n- item one\n- item two\n\n"
         assert reply.markdown.source == settled
         assert reply.streaming_tail == REPLY[len(settled) : paused_at * piece]
@@ -109,21 +117,11 @@ async def test_blocks_wait_for_the_commit_interval(
 ) -> None:
     """With a long interval nothing reaches Markdown until the reply ends: all text is in the tail."""
     monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
-    paused_at = len(REPLY) // 4 - 2
-    backend = ScriptedBackend([REPLY], piece_size=4, pause_after=paused_at)
+    backend = ScriptedBackend([REPLY], piece_size=4, pause_after=len(REPLY) // 4 - 2)
     app = make_app(tmp_path, backend)
     async with app.run_test(size=SIZE) as pilot:
-        await send(pilot, "write")
-        await wait_until(
-            pilot,
-            lambda: (
-                bool(app.query(AssistantMessage))
-                and len(app.query_one(AssistantMessage).text) == paused_at * 4
-            ),
-            what="most of the reply",
-        )
+        reply = await stream_until_paused(pilot, backend)
         await pilot.pause(0.3)
-        reply = app.query_one(AssistantMessage)
         assert reply.markdown.source == "" and reply.streaming_tail == reply.text
         backend.resume.set()
         await wait_until(pilot, lambda: app.completed_prompts == 1, what="the end")
