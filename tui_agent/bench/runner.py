@@ -22,7 +22,7 @@ class Plan:
     repetitions: int
     tokens: int
     ui_tokens: int
-    ui_pairs: int
+    ui_rounds: int
     history_tokens: int
     sessions: int
     history_sessions: int
@@ -33,7 +33,7 @@ FULL = Plan(
     repetitions=5,
     tokens=256,
     ui_tokens=320,
-    ui_pairs=8,
+    ui_rounds=8,
     history_tokens=1500,
     sessions=20,
     history_sessions=10_000,
@@ -43,7 +43,7 @@ QUICK = Plan(
     repetitions=2,
     tokens=96,
     ui_tokens=300,
-    ui_pairs=3,
+    ui_rounds=3,
     history_tokens=1500,
     sessions=20,
     history_sessions=10_000,
@@ -77,7 +77,7 @@ def run(
                 lambda: engine_bench.in_process_vs_http(model, plan.history_tokens, plan.tokens)
             ),
         ),
-        ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_pairs, plan.ui_tokens)),
+        ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
         (
             "start-up",
             lambda: [

@@ -103,7 +103,7 @@ async def _app_run(
     return elapsed, lags
 
 
-def streaming(model: ResidentModel, pairs: int, tokens: int) -> list[Figure]:
+def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
     """Headless and in-app runs back to back, in rotating order; each app run is divided by the
     headless run of its own round. The ratio is the median of those: this machine's speed drifts
     by ±15% over a minute, and a round sees the same drift on every side. A third run streams
@@ -113,7 +113,7 @@ def streaming(model: ResidentModel, pairs: int, tokens: int) -> list[Figure]:
     seconds: dict[str, list[float]] = {v: [] for v in variants}
     all_lags: list[float] = []
     generated = 0
-    for round_ in range(pairs):
+    for round_ in range(rounds):
         for variant in variants[round_ % 3 :] + variants[: round_ % 3]:
             in_fresh_thread(lambda: cold(model))
             if variant == "headless":
