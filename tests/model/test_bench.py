@@ -34,7 +34,7 @@ def test_bench_quick_json_shape() -> None:
         ("agent ÷ bare", "≥ 0.97"),
         ("agent ÷ raw", "≥ 0.95"),
         ("follow-up ÷ cold", "≤ 0.05"),
-        ("app ÷ headless (paired)", "≤ 1.05"),
+        ("app ÷ headless (bracketed)", "≤ 1.05"),
         ("event-loop lag p95", "≤ 10 ms"),
         ("launch to first frame", "≤ 1 s"),
         ("llamachat --version", "≤ 0.3 s"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from textual.geometry import Region
 
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, send, wait_until
@@ -89,9 +90,16 @@ async def stream_until_paused(pilot, backend: ScriptedBackend) -> AssistantMessa
     return app.query_one(AssistantMessage)
 
 
+def reserve_lines(monkeypatch: pytest.MonkeyPatch, lines: int) -> None:
+    """Make the tail reserve ``lines`` at a time whatever the screen size."""
+    monkeypatch.setattr(ReplyTail, "RESERVE_LINES", lines)
+    monkeypatch.setattr(ReplyTail, "RESERVE_SHARE", 10_000)
+
+
 async def test_complete_blocks_render_while_the_rest_streams(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A paused stream (a slow model) still hands its complete blocks over, after COMMIT_SECONDS."""
     monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 0.0)
     piece = 4
     paused_at = REPLY.index("goes on") // piece
@@ -103,19 +111,20 @@ async def test_complete_blocks_render_while_the_rest_streams(
         settled = "First paragraph with **bold**.\n\n- item one\n- item two\n\n"
         assert reply.markdown.source == settled
         assert reply.streaming_tail == REPLY[len(settled) : paused_at * piece]
-        assert reply.has_class("streaming") and app.query(ReplyTail)
+        assert app.query(ReplyTail)
 
         backend.resume.set()
         await wait_until(pilot, lambda: app.completed_prompts == 1, what="the end of the reply")
         await wait_until(pilot, lambda: not app.query(ReplyTail), what="the tail to go")
         assert reply.markdown.source == REPLY and reply.streaming_tail == ""
-        assert not reply.has_class("streaming")
 
 
-async def test_blocks_wait_for_the_commit_interval(
+async def test_blocks_wait_while_the_tail_fits_its_reserve(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a long interval nothing reaches Markdown until the reply ends: all text is in the tail."""
+    """While the tail has room and no block has waited long, nothing reaches Markdown until the
+    reply ends: a hand-over would be a layout pass of its own."""
+    reserve_lines(monkeypatch, 50)
     monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
     backend = ScriptedBackend([REPLY], piece_size=4, pause_after=len(REPLY) // 4 - 2)
     app = make_app(tmp_path, backend)
@@ -128,7 +137,47 @@ async def test_blocks_wait_for_the_commit_interval(
         await wait_until(pilot, lambda: reply.markdown.source == REPLY, what="the final render")
 
 
+async def test_a_tail_that_outgrows_its_reserve_hands_over_its_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reserve_lines(monkeypatch, 4)
+    monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
+    app = make_app(tmp_path, ScriptedBackend(["x"]))
+    async with app.run_test(size=SIZE) as pilot:
+        reply = AssistantMessage(streaming=True)
+        await app.transcript.add(reply)
+        await reply.append("First paragraph.\n\nSecond")  # three lines with the cursor's
+        await pilot.pause()
+        tail = app.query_one(ReplyTail)
+        assert tail.size.height == 4 and reply.markdown.source == ""
+        await reply.append(" paragraph,\nline two,\nline three")  # five lines: outgrown
+        assert reply.markdown.source == "First paragraph.\n\n"
+        assert reply.streaming_tail == "Second paragraph,\nline two,\nline three"
+        await pilot.pause()
+        assert tail.size.height == 4
+
+
+async def test_the_tail_repaints_only_the_rows_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path, ScriptedBackend(["x"]))
+    async with app.run_test(size=SIZE) as pilot:
+        reply = AssistantMessage(streaming=True)
+        await app.transcript.add(reply)
+        await reply.append("line one\nline two\nline th")
+        await pilot.pause()
+        tail = app.query_one(ReplyTail)
+        refreshed: list[tuple[tuple[Region, ...], dict[str, bool]]] = []
+        monkeypatch.setattr(tail, "refresh", lambda *regions, **kw: refreshed.append((regions, kw)))
+        await reply.append("ree")
+        assert refreshed == [((Region(0, 2, tail.size.width, 1),), {})]
+        rows = [tail.render_line(y).text.rstrip() for y in range(4)]
+        assert rows == ["line one", "line two", "line three" + ReplyTail.CURSOR, ""]
+
+
 async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
+    """At least RESERVE_LINES, else a RESERVE_SHARE of the screen at a time."""
+    step = max(ReplyTail.RESERVE_LINES, SIZE[1] // ReplyTail.RESERVE_SHARE)
     backend = ScriptedBackend(["x"])
     app = make_app(tmp_path, backend)
     async with app.run_test(size=SIZE) as pilot:
@@ -137,11 +186,10 @@ async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
         await reply.append("one line")
         await pilot.pause()
         tail = app.query_one(ReplyTail)
-        assert tail.size.height == ReplyTail.RESERVE_LINES
-        await reply.append(" and more words" * 40)  # several wrapped lines
+        assert tail.size.height == step
+        await reply.append(" and more words" * 120)  # more wrapped lines than one step
         await pilot.pause()
-        assert tail.size.height % ReplyTail.RESERVE_LINES == 0
-        assert tail.size.height > ReplyTail.RESERVE_LINES
+        assert tail.size.height % step == 0 and tail.size.height > step
         await reply.finish()
         await pilot.pause()
         assert not app.query(ReplyTail) and reply.markdown.source == reply.text

@@ -116,7 +116,7 @@ class LlamachatApp(App[None]):
             self.call_after_refresh(self._render_history, self.controller.initial.id)
         self.controller.wake = self._wake
         self.set_interval(PUMP_SECONDS, self._wake)
-        self.query_one(PromptInput).focus()
+        self.prompt.focus()
         if self.controller.store is not None:
             for notice in self.controller.store.notices:
                 self.notify(notice, severity="warning", timeout=15)
@@ -148,6 +148,10 @@ class LlamachatApp(App[None]):
     def transcript(self) -> Transcript:
         return self.query_one(Transcript)
 
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
     # --- events from the worker -------------------------------------------------------------
 
     def _wake(self) -> None:
@@ -173,12 +177,14 @@ class LlamachatApp(App[None]):
             await self.handle_event(event)
         if text:
             await self._write_reply("".join(text))
+        elif self.current_reply is not None:
+            await self.current_reply.idle()
 
     async def _write_reply(self, text: str) -> None:
         if self.current_reply is None:
             if not text.strip():
                 return
-            self.current_reply = AssistantMessage()
+            self.current_reply = AssistantMessage(streaming=True)
             await self.transcript.add(self.current_reply)
             text = text.lstrip()
         await self.current_reply.append(text)
@@ -202,6 +208,8 @@ class LlamachatApp(App[None]):
             self.call_after_refresh(self.garbage.fully)
         elif isinstance(event, IterationStart):
             status.set(state="generating", progress=None)
+            # A steady cursor while the model writes: each blink is a repaint taken from it.
+            self.prompt.cursor_blink = False
         elif isinstance(event, ToolStart):
             await self._end_reply()
             await self.transcript.add(ToolPanel(event.call_id, event.name, event.arguments))
@@ -253,8 +261,6 @@ class LlamachatApp(App[None]):
             status.set(context_used=0)
 
     async def _completed(self, event: Completed) -> None:
-        self.completed_prompts += 1
-        self.last_completed_at = time.perf_counter()
         if event.reason == "cancelled" and self.current_reply is not None:
             self.current_reply.mark_interrupted()
         await self._end_reply()
@@ -266,7 +272,14 @@ class LlamachatApp(App[None]):
             await self.transcript.add(NoticeLine("cancelled", "warning"))
         if self.model_ready:
             self.status.set(state="ready")
-        self.call_after_refresh(self.garbage.after_reply)
+        self.prompt.cursor_blink = True
+        self.call_after_refresh(self._shown_completed)
+
+    def _shown_completed(self) -> None:
+        """The end of the reply is on the screen."""
+        self.completed_prompts += 1
+        self.last_completed_at = time.perf_counter()
+        self.garbage.after_reply()
 
     def _ask_permission(self, request: PermissionRequest) -> None:
         panel = self.transcript.tool_panel(request.call_id)
@@ -308,7 +321,7 @@ class LlamachatApp(App[None]):
     @on(PromptInput.Changed)
     def _show_completions(self, event: PromptInput.Changed) -> None:
         box = self.query_one("#completions", Static)
-        options = self.query_one(PromptInput).completions()
+        options = self.prompt.completions()
         box.display = bool(options)
         if options:
             box.update(

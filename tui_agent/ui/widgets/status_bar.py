@@ -26,6 +26,7 @@ class StatusBar(Static):
     def __init__(self) -> None:
         super().__init__("", id="status-bar")
         self.info = StatusInfo()
+        self._shown = Text()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh_status)  # RSS changes without events
@@ -37,8 +38,12 @@ class StatusBar(Static):
         self.refresh_status()
 
     def refresh_status(self) -> None:
+        text = self.render_text()
+        if text == self._shown:
+            return  # the once-a-second tick mostly finds nothing new: no repaint
+        self._shown = text
         # One line high whatever it says: a repaint, not a layout pass over the whole screen.
-        self.update(self.render_text(), layout=False)
+        self.update(text, layout=False)
 
     def render_text(self) -> Text:
         info = self.info
