@@ -157,6 +157,31 @@ async def test_a_tail_that_outgrows_its_reserve_hands_over_its_blocks(
         assert tail.size.height == 4
 
 
+async def test_a_tail_that_has_grown_keeps_whole_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the small first reserve, blocks handed over do not shrink the tail back to it (each
+    shrink and regrowth would be two more layout passes)."""
+    monkeypatch.setattr(ReplyTail, "RESERVE_LINES", 2)
+    monkeypatch.setattr(ReplyTail, "RESERVE_SHARE", SIZE[1] // 6)  # steps of 6 lines
+    monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
+    app = make_app(tmp_path, ScriptedBackend(["x"]))
+    async with app.run_test(size=SIZE) as pilot:
+        reply = AssistantMessage(streaming=True)
+        await app.transcript.add(reply)
+        await reply.append("a\nb")
+        await pilot.pause()
+        tail = app.query_one(ReplyTail)
+        assert tail.size.height == 2
+        await reply.append("\nc\nd\ne")  # five lines, no finished block: a step of 6
+        await pilot.pause()
+        assert tail.size.height == 6 and reply.markdown.source == ""
+        await reply.append("\n\nf")  # seven lines: the finished block goes, the step stays
+        await pilot.pause()
+        assert reply.markdown.source == "a\nb\nc\nd\ne\n\n" and reply.streaming_tail == "f"
+        assert tail.size.height == 6
+
+
 async def test_the_tail_repaints_only_the_rows_that_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -176,8 +201,9 @@ async def test_the_tail_repaints_only_the_rows_that_changed(
 
 
 async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
-    """At least RESERVE_LINES, else a RESERVE_SHARE of the screen at a time."""
-    step = max(ReplyTail.RESERVE_LINES, SIZE[1] // ReplyTail.RESERVE_SHARE)
+    """RESERVE_LINES first, then whole steps of a RESERVE_SHARE of the screen."""
+    first = ReplyTail.RESERVE_LINES
+    step = max(first, SIZE[1] // ReplyTail.RESERVE_SHARE)
     backend = ScriptedBackend(["x"])
     app = make_app(tmp_path, backend)
     async with app.run_test(size=SIZE) as pilot:
@@ -186,8 +212,8 @@ async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
         await reply.append("one line")
         await pilot.pause()
         tail = app.query_one(ReplyTail)
-        assert tail.size.height == step
-        await reply.append(" and more words" * 120)  # more wrapped lines than one step
+        assert tail.size.height == first
+        await reply.append(" and more words" * 120)  # more wrapped lines than a step
         await pilot.pause()
         assert tail.size.height % step == 0 and tail.size.height > step
         await reply.finish()

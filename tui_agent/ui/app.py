@@ -16,6 +16,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
@@ -98,9 +99,12 @@ class LlamachatApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Transcript(id="transcript")
-        yield Static("", id="completions")
-        yield PromptInput()
-        yield StatusBar()
+        # In a container of their own, these are clipped to it: Textual then skips them when it
+        # repaints rows of the transcript (several times a second while a reply streams).
+        with Vertical(id="bottom-bar"):
+            yield Static("", id="completions")
+            yield PromptInput()
+            yield StatusBar()
         yield Footer()
 
     # --- start-up ---------------------------------------------------------------------------

@@ -45,8 +45,8 @@ class ReplyTail(Widget):
 
     Why not stream every update into the Markdown widget: each Markdown update re-parses and
     re-mounts its last block and re-lays out the whole screen, several ms of main-thread work that
-    on a 2-core machine comes straight out of generation. This widget reserves its height a
-    third of the screen at a time (at least RESERVE_LINES), so most updates need no layout
+    on a 2-core machine comes straight out of generation. This widget reserves its height
+    RESERVE_LINES first, then a third of the screen at a time, so most updates need no layout
     pass; and it draws line by line, re-wrapping only the lines that changed and repainting only
     the rows they are on. The text above stays put between steps, which is easier to read than a
     view that scrolls on every update.
@@ -62,6 +62,7 @@ class ReplyTail(Widget):
         self.text = ""
         self._height = 0
         self._step = self.RESERVE_LINES
+        self._outgrown_first = False
         self._width = 0
         self._rows: list[str] = []  # the wrapped text, cursor included, at self._width
         self._wrapped: dict[str, list[str]] = {}  # the last update's lines, wrapped
@@ -96,6 +97,7 @@ class ReplyTail(Widget):
             self._width, self._wrapped = width, {}
         self._rows = self._wrap(self.text)
         self._height = self._reserve(len(self._rows))
+        self._outgrown_first = self._height > self.RESERVE_LINES
         return self._height
 
     def render_line(self, y: int) -> Strip:
@@ -111,7 +113,12 @@ class ReplyTail(Widget):
         return Strip(segments).crop_extend(0, width, style)
 
     def _reserve(self, rows: int) -> int:
-        step = self._step
+        # RESERVE_LINES first, so a short reply leaves little blank to close up when it ends;
+        # once a reply is longer, whole steps (blocks handed over then shrink the tail, and it
+        # must not fall back to the small first reserve).
+        first, step = self.RESERVE_LINES, self._step
+        if rows <= first and not self._outgrown_first:
+            return first
         return (rows + step - 1) // step * step
 
     def _wrap(self, text: str) -> list[str]:
