@@ -72,6 +72,11 @@ class ReplyTail(Widget):
         Not known before the tail's first layout, which is on its way then anyway."""
         return bool(self._width) and self._reserve(len(self._wrap(text))) > self._height
 
+    def grow(self) -> None:
+        """Reserve whole steps from now on, even once blocks handed over shrink the text: a
+        shrink back to the first reserve and a regrowth would be two more layout passes."""
+        self._outgrown_first = True
+
     def show(self, text: str) -> None:
         self.text = text
         if not self._width:
@@ -97,7 +102,6 @@ class ReplyTail(Widget):
             self._width, self._wrapped = width, {}
         self._rows = self._wrap(self.text)
         self._height = self._reserve(len(self._rows))
-        self._outgrown_first = self._height > self.RESERVE_LINES
         return self._height
 
     def render_line(self, y: int) -> Strip:
@@ -113,9 +117,7 @@ class ReplyTail(Widget):
         return Strip(segments).crop_extend(0, width, style)
 
     def _reserve(self, rows: int) -> int:
-        # RESERVE_LINES first, so a short reply leaves little blank to close up when it ends;
-        # once a reply is longer, whole steps (blocks handed over then shrink the tail, and it
-        # must not fall back to the small first reserve).
+        # RESERVE_LINES first, so a short reply leaves little blank to close up when it ends.
         first, step = self.RESERVE_LINES, self._step
         if rows <= first and not self._outgrown_first:
             return first
@@ -214,9 +216,10 @@ class AssistantMessage(Vertical):
         if settled > self._settled and self._block_waits_since is None:
             self._block_waits_since = clock()
         with self.app.batch_update():
-            if self._block_waits_since is not None and (
-                tail.outgrows(self.text[self._settled :]) or self._waited_enough()
-            ):
+            outgrown = tail.outgrows(self.text[self._settled :])
+            if outgrown:
+                tail.grow()
+            if self._block_waits_since is not None and (outgrown or self._waited_enough()):
                 await self._commit(settled)
             tail.show(self.text[self._settled :])
 
