@@ -72,9 +72,10 @@ def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
 
 async def _app_run(
     backend: LlamaBackend, tokens: int, earlier: int = 0, lags: list[float] | None = None
-) -> float:
-    """Seconds from sending the prompt to the app painting the end of the reply. With ``lags``,
-    a probe records the event loop's lateness meanwhile (its own wake-ups cost the run time)."""
+) -> tuple[float, float]:
+    """Seconds from sending the prompt to the app painting the end of the reply, and the CPU
+    seconds the app's thread spent meanwhile. With ``lags``, a probe records the event loop's
+    lateness (its own wake-ups add to both)."""
     from tui_agent.ui.app import LlamachatApp
     from tui_agent.ui.controller import ChatController
     from tui_agent.ui.widgets.transcript import AssistantMessage, UserMessage
@@ -108,17 +109,17 @@ async def _app_run(
             app.garbage.fully()  # as the app does when it restores a long session
         await pilot.pause(0.3)  # the app settles after the model loads; nobody types faster
         probe = LagProbe(asyncio.get_running_loop(), lags) if lags is not None else None
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         app.controller.send(STORY)
         # Poll rarely (each wake-up takes the GIL from generation); the time is the app's own
         # record of when it painted the end of the reply, not when this loop noticed.
         while app.completed_prompts == 0:
             await asyncio.sleep(0.25)
-        elapsed = app.last_completed_at - started
+        elapsed, cpu = app.last_completed_at - started, app.last_completed_cpu - cpu_started
         if probe is not None:
             probe.stop()
     controller.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
@@ -136,24 +137,27 @@ def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
         elapsed, generated = in_fresh_thread(lambda: headless_seconds(backend, tokens))
         return elapsed
 
-    def in_app(earlier: int = 0, lags: list[float] | None = None) -> float:
+    def in_app(earlier: int = 0, lags: list[float] | None = None) -> tuple[float, float]:
         in_fresh_thread(lambda: cold(model))
         return asyncio.run(_app_run(backend, tokens, earlier, lags))
 
     seconds: dict[str, list[float]] = {"headless": [headless()], "app": [], "long": []}
     ratios: dict[str, list[float]] = {"app": [], "long": []}
+    cpu_shares: dict[str, list[float]] = {"app": [], "long": []}
     for _ in range(rounds):
         for variant in ("app", "long"):
-            elapsed = in_app(EARLIER_EXCHANGES if variant == "long" else 0)
+            elapsed, cpu_seconds = in_app(EARLIER_EXCHANGES if variant == "long" else 0)
             before, after = seconds["headless"][-1], headless()
             seconds[variant].append(elapsed)
             seconds["headless"].append(after)
             ratios[variant].append(elapsed / ((before + after) / 2))
+            cpu_shares[variant].append(cpu_seconds / ((before + after) / 2))
     lags: list[float] = []
     for _ in range(LAG_RUNS):
         in_app(lags=lags)
     h, a = spread(seconds["headless"]), spread(seconds["app"])
     ratio, long = spread(ratios["app"]), spread(ratios["long"])
+    cpu, long_cpu = spread(cpu_shares["app"]), spread(cpu_shares["long"])
     section = f"UI: streaming a {generated}-token reply into the app (run_test) vs headless"
     lags_ms = [lag * 1000 for lag in lags]
     return [
@@ -168,6 +172,18 @@ def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
             long.median,
             "",
             detail=long.describe("", 3),
+        ),
+        # Each CPU second of the app's thread is taken from generation on a 2-core machine (and
+        # its GIL holds up the worker), so this share is about what the app adds to the time.
+        Figure(
+            section, "app thread CPU ÷ headless time", cpu.median, "", detail=cpu.describe("", 3)
+        ),
+        Figure(
+            section,
+            f"app thread CPU ÷ headless time, {EARLIER_EXCHANGES} earlier exchanges",
+            long_cpu.median,
+            "",
+            detail=long_cpu.describe("", 3),
         ),
         Figure(section, "event-loop lag p50", percentile(lags_ms, 50), "ms"),
         Figure(section, "event-loop lag p95", percentile(lags_ms, 95), "ms", "≤ 10 ms"),

@@ -93,7 +93,10 @@ class LlamachatApp(App[None]):
         self.model_failed = ""
         self.completed_prompts = 0
         self.garbage = GarbageSettler()
-        self.last_completed_at = 0.0  # perf_counter() when the last Completed was shown
+        # When the end of the last reply was painted, by the wall clock and by this thread's CPU
+        # clock (perf_counter, thread_time: the benchmark reads them).
+        self.last_completed_at = 0.0
+        self.last_completed_cpu = 0.0
         self.first_frame_at: float | None = None  # wall-clock time of the first painted frame
         self._theme_dirs = extra_theme_dirs
 
@@ -283,6 +286,7 @@ class LlamachatApp(App[None]):
         """The end of the reply is on the screen."""
         self.completed_prompts += 1
         self.last_completed_at = time.perf_counter()
+        self.last_completed_cpu = time.thread_time()
         self.garbage.after_reply()
 
     def _ask_permission(self, request: PermissionRequest) -> None:
