@@ -90,6 +90,15 @@ async def stream_until_paused(pilot, backend: ScriptedBackend) -> AssistantMessa
     return app.query_one(AssistantMessage)
 
 
+async def start_reply(pilot, text: str) -> tuple[AssistantMessage, ReplyTail]:  # type: ignore[no-untyped-def]
+    """A streaming reply in the transcript, laid out with ``text`` in its tail."""
+    reply = AssistantMessage(streaming=True)
+    await pilot.app.transcript.add(reply)
+    await reply.append(text)
+    await pilot.pause()
+    return reply, pilot.app.query_one(ReplyTail)
+
+
 def reserve_lines(monkeypatch: pytest.MonkeyPatch, lines: int) -> None:
     """Make the tail reserve ``lines`` at a time whatever the screen size."""
     monkeypatch.setattr(ReplyTail, "RESERVE_LINES", lines)
@@ -144,11 +153,8 @@ async def test_a_tail_that_outgrows_its_reserve_hands_over_its_blocks(
     monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
     app = make_app(tmp_path, ScriptedBackend(["x"]))
     async with app.run_test(size=SIZE) as pilot:
-        reply = AssistantMessage(streaming=True)
-        await app.transcript.add(reply)
-        await reply.append("First paragraph.\n\nSecond")  # three lines with the cursor's
-        await pilot.pause()
-        tail = app.query_one(ReplyTail)
+        # Three lines with the cursor's.
+        reply, tail = await start_reply(pilot, "First paragraph.\n\nSecond")
         assert tail.size.height == 4 and reply.markdown.source == ""
         await reply.append(" paragraph,\nline two,\nline three")  # five lines: outgrown
         assert reply.markdown.source == "First paragraph.\n\n"
@@ -167,11 +173,7 @@ async def test_a_tail_that_has_grown_keeps_whole_steps(
     monkeypatch.setattr(AssistantMessage, "COMMIT_SECONDS", 3600.0)
     app = make_app(tmp_path, ScriptedBackend(["x"]))
     async with app.run_test(size=SIZE) as pilot:
-        reply = AssistantMessage(streaming=True)
-        await app.transcript.add(reply)
-        await reply.append("a\nb")
-        await pilot.pause()
-        tail = app.query_one(ReplyTail)
+        reply, tail = await start_reply(pilot, "a\nb")
         assert tail.size.height == 2
         await reply.append("\nc\nd\ne")  # five lines, no finished block: a step of 6
         await pilot.pause()
@@ -187,11 +189,7 @@ async def test_the_tail_repaints_only_the_rows_that_changed(
 ) -> None:
     app = make_app(tmp_path, ScriptedBackend(["x"]))
     async with app.run_test(size=SIZE) as pilot:
-        reply = AssistantMessage(streaming=True)
-        await app.transcript.add(reply)
-        await reply.append("line one\nline two\nline th")
-        await pilot.pause()
-        tail = app.query_one(ReplyTail)
+        reply, tail = await start_reply(pilot, "line one\nline two\nline th")
         refreshed: list[tuple[tuple[Region, ...], dict[str, bool]]] = []
         monkeypatch.setattr(tail, "refresh", lambda *regions, **kw: refreshed.append((regions, kw)))
         await reply.append("ree")
@@ -207,11 +205,7 @@ async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
     backend = ScriptedBackend(["x"])
     app = make_app(tmp_path, backend)
     async with app.run_test(size=SIZE) as pilot:
-        reply = AssistantMessage()
-        await app.transcript.add(reply)
-        await reply.append("one line")
-        await pilot.pause()
-        tail = app.query_one(ReplyTail)
+        reply, tail = await start_reply(pilot, "one line")
         assert tail.size.height == first
         await reply.append(" and more words" * 120)  # more wrapped lines than a step
         await pilot.pause()

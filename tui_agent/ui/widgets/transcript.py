@@ -200,8 +200,7 @@ class AssistantMessage(Vertical):
 
     async def append(self, text: str) -> None:
         if self._tail is None:
-            self._tail = ReplyTail()
-            await self.mount(self._tail)
+            raise RuntimeError("append() is for a streaming reply that has not finished")
         self.text += text
         await self._update_tail(self._tail)
 
