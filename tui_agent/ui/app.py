@@ -43,6 +43,7 @@ from tui_agent.events import (
 from tui_agent.store.sessions import Entry
 from tui_agent.ui.controller import ChatController
 from tui_agent.ui.garbage import GarbageSettler
+from tui_agent.ui.printable import printable
 from tui_agent.ui.screens.dialogs import ShowText
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.permission import PermissionScreen
@@ -493,7 +494,7 @@ def _widgets_for(entry: Entry, results: dict[object, Entry]) -> list[Widget]:
                 d.get("messages_after", 0),
                 d.get("prompt_tokens", 0),
                 d.get("context_size", 0),
-                entry.content,
+                printable(entry.content),
                 bool(d.get("manual")),
             )
         ]
@@ -503,14 +504,14 @@ def _widgets_for(entry: Entry, results: dict[object, Entry]) -> list[Widget]:
         return [UserMessage(entry.content)]
     widgets: list[Widget] = []
     if entry.content or entry.interrupted:
-        widgets.append(AssistantMessage(entry.content, entry.interrupted))
+        widgets.append(AssistantMessage(printable(entry.content), entry.interrupted))
     for call in entry.data.get("tool_calls", []):
         result = results.get(call["id"])
         restored = None
         if result is not None:
             restored = (
                 result.data.get("success", True) is not False,
-                result.content,
+                printable(result.content),
                 bool(result.data.get("denied")),
             )
         widgets.append(ToolPanel(call["id"], call["name"], call.get("arguments", {}), restored))

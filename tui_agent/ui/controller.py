@@ -28,6 +28,7 @@ from tui_agent.tools.base import (
     ToolSpec,
 )
 from tui_agent.tools.setup import ToolStack
+from tui_agent.ui.printable import printable_event
 
 BackendLoader = Callable[[str | None], Callable[[EventSink], ModelBackend]]
 
@@ -114,7 +115,7 @@ class ChatController:
         return worker
 
     def _deliver(self, event: Event) -> None:
-        self.events.put(event)
+        self.events.put(printable_event(event))
         if self.wake is not None and not isinstance(event, TextDelta):
             self.wake()
 

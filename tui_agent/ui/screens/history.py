@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, Markdown, Static
 
 from tui_agent.store.export import export_markdown
 from tui_agent.store.sessions import SessionStore
+from tui_agent.ui.printable import printable
 from tui_agent.ui.screens.dialogs import AskText, Confirm
 
 PAGE_SIZE = 60
@@ -73,7 +74,8 @@ class HistoryScreen(Screen[str | None]):
         sessions = self.store.list_sessions(PAGE_SIZE, self.loaded)
         table = self.query_one(DataTable)
         for s in sessions:
-            table.add_row(_when(s.updated), str(s.message_count), s.title or "untitled", key=s.id)
+            title = printable(s.title) or "untitled"
+            table.add_row(_when(s.updated), str(s.message_count), title, key=s.id)
         self.loaded += len(sessions)
         self.exhausted = len(sessions) < PAGE_SIZE
         self.sub_title = f"{self.store.count_sessions():,} sessions"
@@ -105,7 +107,7 @@ class HistoryScreen(Screen[str | None]):
             text = (
                 "\n".join(lines[: PREVIEW_ENTRIES * 6]) + "\n\n*… open the session to see the rest*"
             )
-        preview.update(text)
+        preview.update(printable(text))
 
     @on(Input.Changed, "#history-search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -124,7 +126,10 @@ class HistoryScreen(Screen[str | None]):
         hits = self.store.search(query, limit=200)
         for hit in hits:
             table.add_row(
-                _when(hit.updated), "", f"{hit.title} — {hit.snippet}", key=hit.session_id
+                _when(hit.updated),
+                "",
+                printable(f"{hit.title} — {hit.snippet}"),
+                key=hit.session_id,
             )
         self.sub_title = f"{len(hits)} matching sessions"
 

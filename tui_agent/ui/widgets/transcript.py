@@ -20,6 +20,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
+from tui_agent.ui.printable import printable
+
 # Old widgets beyond this are removed from the screen (the history keeps them).
 MAX_WIDGETS = 300
 COLLAPSE_AFTER_LINES = 12
@@ -36,7 +38,8 @@ class UserMessage(Static):
     DEFAULT_CLASSES = "message user"
 
     def __init__(self, text: str) -> None:
-        super().__init__(Text(text), markup=False)
+        # Typed, pasted or from the history: control characters shown, not sent to the terminal.
+        super().__init__(Text(printable(text)), markup=False)
         self.border_title = "you"
 
 

@@ -1,0 +1,35 @@
+"""Control characters from the model, a tool or the user are shown, never sent to the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.scripted import ScriptedBackend
+from tests.ui.harness import SIZE, make_app, send, wait_until
+from tests.ui.scenarios import call
+from tui_agent.ui.printable import printable
+
+# Retitles the terminal, then colours the rest red: what a hostile file or reply could hold.
+HOSTILE = "\x1b]0;PWNED\x07\x1b[31mred"
+
+
+def test_control_characters_become_visible_symbols() -> None:
+    assert printable(HOSTILE) == "␛]0;PWNED␇␛[31mred"
+    assert printable("tab\tnew\nline\r\n") == "tab\tnew\nline\r\n"
+    assert printable("\x00\x7f\x9b") == "␀␡\ufffd"  # NUL, DEL and C1's CSI
+
+
+async def test_no_escape_reaches_the_screen_from_a_reply_or_a_tool(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        [f"Reading it. {HOSTILE}\n" + call("read_file", path="hostile.txt"), f"Done {HOSTILE}"]
+    )
+    app = make_app(tmp_path, backend)
+    (Path(app.config.tools.workspace_root) / "hostile.txt").write_text(f"file says {HOSTILE}\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, f"you typed {HOSTILE}")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the answer")
+        await pilot.pause()
+        screen = app.export_screenshot()
+        assert "\x1b" not in screen and "\x07" not in screen
+        for shown in ("you typed ␛]0;PWNED␇", "Reading it. ␛]0;PWNED", "file says ␛]0;PWNED"):
+            assert shown in screen.replace("&#160;", " "), shown
