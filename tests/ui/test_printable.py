@@ -33,3 +33,31 @@ async def test_no_escape_reaches_the_screen_from_a_reply_or_a_tool(tmp_path: Pat
         assert "\x1b" not in screen and "\x07" not in screen
         for shown in ("you typed ␛]0;PWNED␇", "Reading it. ␛]0;PWNED", "file says ␛]0;PWNED"):
             assert shown in screen.replace("&#160;", " "), shown
+
+
+async def test_no_escape_reaches_the_screen_from_the_history(tmp_path: Path) -> None:
+    backend = ScriptedBackend(
+        [call("read_file", path="hostile.txt"), f"Stored {HOSTILE}", "Another session."]
+    )
+    app = make_app(tmp_path, backend)
+    (Path(app.config.tools.workspace_root) / "hostile.txt").write_text(f"file says {HOSTILE}\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, f"title {HOSTILE}")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the first session")
+        await pilot.press("ctrl+n")
+        await send(pilot, "other")
+        await wait_until(pilot, lambda: app.completed_prompts == 2, what="the second session")
+        await pilot.press("ctrl+r")
+        await wait_until(
+            pilot, lambda: type(app.screen).__name__ == "HistoryScreen", what="browser"
+        )
+        await pilot.press("down")  # the first session, with its preview
+        await pilot.pause(0.3)
+        browser = app.export_screenshot()
+        assert "\x1b" not in browser and "title ␛]0;PWNED" in browser.replace("&#160;", " ")
+        await pilot.press("enter", "enter")
+        await wait_until(pilot, lambda: app.screen is app.screen_stack[0], what="resumed")
+        await wait_until(pilot, lambda: "Stored" in app.export_screenshot(), what="restored")
+        restored = app.export_screenshot().replace("&#160;", " ")
+        assert "\x1b" not in restored
+        assert "Stored ␛]0;PWNED" in restored and "file says ␛]0;PWNED" in restored
