@@ -7,6 +7,7 @@ from pathlib import Path
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, send, wait_until
 from tests.ui.scenarios import call
+from tui_agent.tools.base import NoTools, ToolSpec
 from tui_agent.ui.printable import printable
 
 # Retitles the terminal, then colours the rest red: what a hostile file or reply could hold.
@@ -61,3 +62,20 @@ async def test_no_escape_reaches_the_screen_from_the_history(tmp_path: Path) -> 
         restored = app.export_screenshot().replace("&#160;", " ")
         assert "\x1b" not in restored
         assert "Stored ␛]0;PWNED" in restored and "file says ␛]0;PWNED" in restored
+
+
+class HostileServerTools(NoTools):
+    """What a hostile MCP server could list."""
+
+    def specs(self) -> list[ToolSpec]:
+        return [ToolSpec(f"evil{HOSTILE}", f"does things {HOSTILE}", server=f"srv{HOSTILE}")]
+
+
+async def test_no_escape_reaches_the_screen_from_tool_descriptions(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend(["x"]), tools=HostileServerTools())
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/tools")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ShowText", what="/tools")
+        await pilot.pause()
+        shown = app.export_screenshot().replace("&#160;", " ")
+        assert "\x1b" not in shown and "does things ␛]0;PWNED" in shown

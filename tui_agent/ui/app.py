@@ -404,8 +404,10 @@ class LlamachatApp(App[None]):
         specs = self.controller.tool_specs()
         body = Text()
         for spec in specs:
-            body.append(f"{spec.name}", style="bold")
-            body.append(f"  [{spec.server}]  {(spec.description.splitlines() or [''])[0]}\n")
+            # Names and descriptions come from MCP servers: shown, not obeyed.
+            body.append(printable(spec.name), style="bold")
+            first_line = (spec.description.splitlines() or [""])[0]
+            body.append(printable(f"  [{spec.server}]  {first_line}\n"))
         self.push_screen(
             ShowText(f"{len(specs)} tools", body if specs else "no tools yet (still starting?)")
         )
