@@ -36,8 +36,8 @@ EARLIER_ANSWER = (
 class LagProbe:
     """How late a callback due every LAG_INTERVAL runs on the app's event loop.
 
-    A plain loop callback, not a Textual timer: a timer is a task and a message per tick, work
-    that would be counted as the app's own cost in the run it measures."""
+    A plain loop callback, not a Textual timer: a timer adds a task and a message per tick to
+    the loop it measures. Its runs are not the timed ones (100 wake-ups a second cost time)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, lags: list[float]) -> None:
         self._loop = loop
