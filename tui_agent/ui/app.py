@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import queue
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -43,7 +44,7 @@ from tui_agent.events import (
 from tui_agent.store.sessions import Entry
 from tui_agent.ui.controller import ChatController
 from tui_agent.ui.garbage import GarbageSettler
-from tui_agent.ui.printable import printable
+from tui_agent.ui.printable import printable, printable_value
 from tui_agent.ui.screens.dialogs import ShowText
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.permission import PermissionScreen
@@ -455,7 +456,11 @@ class LlamachatApp(App[None]):
         transcript = self.transcript
         await transcript.clear()
         self.current_reply = None
-        entries = self.controller.store.entries(session_id)
+        # Stored text is shown, not obeyed, like the events it was recorded from.
+        entries = [
+            replace(e, content=printable(e.content), data=printable_value(e.data))
+            for e in self.controller.store.entries(session_id)
+        ]
         results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
         await transcript.add_all([w for entry in entries for w in _widgets_for(entry, results)])
         transcript.anchor()
@@ -496,7 +501,7 @@ def _widgets_for(entry: Entry, results: dict[object, Entry]) -> list[Widget]:
                 d.get("messages_after", 0),
                 d.get("prompt_tokens", 0),
                 d.get("context_size", 0),
-                printable(entry.content),
+                entry.content,
                 bool(d.get("manual")),
             )
         ]
@@ -506,14 +511,14 @@ def _widgets_for(entry: Entry, results: dict[object, Entry]) -> list[Widget]:
         return [UserMessage(entry.content)]
     widgets: list[Widget] = []
     if entry.content or entry.interrupted:
-        widgets.append(AssistantMessage(printable(entry.content), entry.interrupted))
+        widgets.append(AssistantMessage(entry.content, entry.interrupted))
     for call in entry.data.get("tool_calls", []):
         result = results.get(call["id"])
         restored = None
         if result is not None:
             restored = (
                 result.data.get("success", True) is not False,
-                printable(result.content),
+                result.content,
                 bool(result.data.get("denied")),
             )
         widgets.append(ToolPanel(call["id"], call["name"], call.get("arguments", {}), restored))

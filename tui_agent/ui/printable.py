@@ -10,6 +10,7 @@ Unicode has for them (␛ for ESC).
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import Any
 
 from tui_agent.events import Event
 
@@ -25,12 +26,25 @@ def printable(text: str) -> str:
     return text.translate(_SHOWN)
 
 
+def printable_value(value: Any) -> Any:
+    """``value`` with every string in it made printable, through dicts and lists (a tool call's
+    arguments are shown as JSON with ensure_ascii off, which escapes C0 controls but not DEL or
+    C1)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {key: printable_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable_value(item) for item in value]
+    return value
+
+
 def printable_event(event: Event) -> Event:
-    """The event with every text field made printable (arguments are shown as JSON, which
-    escapes control characters itself)."""
+    """The event with its text made printable; the same object when it had nothing to replace
+    (the usual case, and this runs for every streamed token)."""
     changes = {
-        f.name: printable(value)
+        f.name: shown
         for f in fields(event)
-        if f.init and isinstance(value := getattr(event, f.name), str)
+        if f.init and (shown := printable_value(value := getattr(event, f.name))) != value
     }
-    return replace(event, **changes) if changes else event  # type: ignore[arg-type]
+    return replace(event, **changes) if changes else event
