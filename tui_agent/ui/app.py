@@ -105,12 +105,13 @@ class LlamachatApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Transcript(id="transcript")
         # In a container of their own, these are clipped to it: Textual then skips them when it
-        # repaints rows of the transcript (several times a second while a reply streams).
+        # repaints rows of the transcript (several times a second while a reply streams). A
+        # widget directly on the screen is drawn whole on every such repaint.
         with Vertical(id="bottom-bar"):
             yield Static("", id="completions")
             yield PromptInput()
             yield StatusBar()
-        yield Footer()
+            yield Footer()
 
     # --- start-up ---------------------------------------------------------------------------
 
