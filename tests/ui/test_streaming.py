@@ -12,6 +12,7 @@ from textual.geometry import Region
 
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, send, wait_until
+from tests.ui.scenarios import call
 from tui_agent.config import Config
 from tui_agent.events import Completed, PermissionRequest, TextDelta, ToolStart
 from tui_agent.tools.base import NoTools
@@ -19,8 +20,11 @@ from tui_agent.ui.controller import ChatController
 from tui_agent.ui.widgets.transcript import (
     AssistantMessage,
     EarlierEntries,
+    NoticeLine,
     ReplyTail,
+    ToolPanel,
     Transcript,
+    UserMessage,
     settled_length,
 )
 
@@ -215,6 +219,51 @@ async def test_tail_reserves_height_in_steps(tmp_path: Path) -> None:
         assert not app.query(ReplyTail) and reply.markdown.source == reply.text
 
 
+async def test_the_reply_box_comes_with_the_prompt(tmp_path: Path) -> None:
+    """The box is there (cursor, reserved lines) while the model reads the prompt, and the
+    words go into that same box."""
+    backend = ScriptedBackend(["The answer."], pause_after=0)
+    app = make_app(tmp_path, backend, tools=NoTools())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="model ready")
+        await send(pilot, "question")
+        await wait_until(pilot, lambda: len(backend.prompts) == 1, what="the model reading")
+        await pilot.pause()
+        user, box = app.transcript.entries
+        assert isinstance(user, UserMessage) and isinstance(box, AssistantMessage)
+        tail = box.query_one(ReplyTail)
+        assert box.text == "" and tail.size.height == ReplyTail.RESERVE_LINES
+        assert ReplyTail.CURSOR in app.export_screenshot()
+        backend.resume.set()
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the answer")
+        assert app.transcript.entries == [user, box] and box.text == "The answer."
+
+
+async def test_an_empty_reply_box_goes_away(tmp_path: Path) -> None:
+    """A model that goes straight to a tool call, or is cancelled before its first word, leaves
+    no empty box behind."""
+    backend = ScriptedBackend(
+        [call("read_file", path="notes.txt"), "Found it.", "never said"], pause_after=None
+    )
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "read my notes")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the answer")
+        kinds = [type(entry) for entry in app.transcript.entries]
+        assert kinds == [UserMessage, ToolPanel, AssistantMessage]
+
+        backend.pause_after = 0
+        await send(pilot, "and now?")
+        await wait_until(pilot, lambda: len(backend.prompts) == 3, what="the model reading")
+        await pilot.press("escape")
+        backend.resume.set()
+        await wait_until(pilot, lambda: app.completed_prompts == 2, what="cancelled")
+        last = app.transcript.entries[-2:]
+        assert isinstance(last[0], UserMessage) and isinstance(last[1], NoticeLine)
+        assert "cancelled" in str(last[1].render())
+        assert len(app.query(AssistantMessage)) == 1
+
+
 async def test_long_transcripts_show_the_newest_entries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,10 +276,11 @@ async def test_long_transcripts_show_the_newest_entries(
             await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
         transcript = app.transcript
         shown = [e for e in transcript.entries if e.display]
-        # The window was applied when "question 3" was added: 7 entries, 3 hidden.
-        assert len(transcript.entries) == 8 and len(shown) == 5
+        # The window was applied when "question 3" and its reply's box were added: 8 entries,
+        # the newest 4 shown.
+        assert len(transcript.entries) == 8 and len(shown) == 4
         earlier = app.query_one(EarlierEntries)
-        assert earlier.display and "3 earlier entries hidden" in str(earlier.render())
+        assert earlier.display and "4 earlier entries hidden" in str(earlier.render())
 
         earlier.focus()
         await pilot.press("enter")
@@ -239,8 +289,8 @@ async def test_long_transcripts_show_the_newest_entries(
 
         await send(pilot, "question 4")
         await wait_until(pilot, lambda: app.completed_prompts == 5, what="answer 4")
-        assert len([e for e in transcript.entries if e.display]) == 5
-        assert "5 earlier entries hidden" in str(earlier.render())
+        assert len([e for e in transcript.entries if e.display]) == 4
+        assert "6 earlier entries hidden" in str(earlier.render())
 
         await pilot.press("ctrl+n")  # a new session empties the transcript
         await wait_until(pilot, lambda: not transcript.entries, what="an empty transcript")

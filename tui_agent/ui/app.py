@@ -191,18 +191,26 @@ class LlamachatApp(App[None]):
             await self.current_reply.idle()
 
     async def _write_reply(self, text: str) -> None:
-        if self.current_reply is None:
-            if not text.strip():
-                return
-            self.current_reply = AssistantMessage(streaming=True)
-            await self.transcript.add(self.current_reply)
+        reply = self.current_reply
+        if reply is None or not reply.text:
             text = text.lstrip()
-        await self.current_reply.append(text)
+            if not text:
+                return
+        if reply is None:
+            reply = self.current_reply = AssistantMessage(streaming=True)
+            await self.transcript.add(reply)
+        await reply.append(text)
 
     async def _end_reply(self) -> None:
-        if self.current_reply is not None:
-            await self.current_reply.finish()
-            self.current_reply = None
+        """Finish the reply being written; a box the model wrote nothing into (it went straight
+        to a tool call, failed or was cancelled) goes away."""
+        reply, self.current_reply = self.current_reply, None
+        if reply is None:
+            return
+        if reply.text:
+            await reply.finish()
+        else:
+            await reply.remove()
 
     async def handle_event(self, event: Event) -> None:
         status = self.status
@@ -266,12 +274,17 @@ class LlamachatApp(App[None]):
             self.notify(event.message, timeout=8)
             await self.transcript.add(NoticeLine(event.message))
         elif isinstance(event, SessionChanged) and not event.resumed:
+            self.current_reply = None
             await self.transcript.clear()
             self.call_after_refresh(self.garbage.fully)
             status.set(context_used=0)
 
     async def _completed(self, event: Completed) -> None:
-        if event.reason == "cancelled" and self.current_reply is not None:
+        if (
+            event.reason == "cancelled"
+            and self.current_reply is not None
+            and self.current_reply.text
+        ):
             self.current_reply.mark_interrupted()
         await self._end_reply()
         if event.reason in ("max_iterations", "repeated_tool_call"):
@@ -323,7 +336,14 @@ class LlamachatApp(App[None]):
                 severity="error",
             )
             return
-        await self.transcript.add(UserMessage(event.text))
+        user = UserMessage(event.text)
+        if self.current_reply is None and not self.controller.busy:
+            # The reply's box comes with the prompt: one layout pass for both, the user sees at
+            # once that the model is reading, and its first words are drawn without a layout.
+            self.current_reply = AssistantMessage(streaming=True)
+            await self.transcript.add(user, self.current_reply)
+        else:  # a reply is still being written: this prompt waits its turn, its box too
+            await self.transcript.add(user)
         self.transcript.anchor()
         if not self.model_ready:
             self.notify("the model is still loading; your message runs as soon as it is ready")
@@ -400,6 +420,7 @@ class LlamachatApp(App[None]):
         self.model_ready, self.model_failed = False, ""
         self.status.set(state="loading model", model=spec, progress=0.0, context_used=0)
         self.controller.switch_model(spec)
+        self.current_reply = None
         self.call_later(self.transcript.clear)
 
     def action_tools(self) -> None:

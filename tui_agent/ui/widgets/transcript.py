@@ -409,12 +409,12 @@ class Transcript(VerticalScroll):
     def entries(self) -> list[Widget]:
         return [child for child in self.children if not isinstance(child, EarlierEntries)]
 
-    async def add(self, widget: Widget) -> None:
-        """Add one entry; a new prompt also hides entries beyond the window (the user is at the
+    async def add(self, *widgets: Widget) -> None:
+        """Add entries; a new prompt also hides entries beyond the window (the user is at the
         bottom then, so nothing they are reading disappears)."""
-        await self.mount(widget)
+        await self.mount(*widgets)
         await self._prune()
-        if isinstance(widget, UserMessage):
+        if any(isinstance(widget, UserMessage) for widget in widgets):
             self._window()
 
     async def add_all(self, widgets: list[Widget]) -> None:
