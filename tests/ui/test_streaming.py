@@ -242,9 +242,7 @@ async def test_the_reply_box_comes_with_the_prompt(tmp_path: Path) -> None:
 async def test_an_empty_reply_box_goes_away(tmp_path: Path) -> None:
     """A model that goes straight to a tool call, or is cancelled before its first word, leaves
     no empty box behind."""
-    backend = ScriptedBackend(
-        [call("read_file", path="notes.txt"), "Found it.", "never said"], pause_after=None
-    )
+    backend = ScriptedBackend([call("read_file", path="notes.txt"), "Found it.", "never said"])
     app = make_app(tmp_path, backend)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "read my notes")

@@ -484,7 +484,7 @@ class LlamachatApp(App[None]):
             for e in self.controller.store.entries(session_id)
         ]
         results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
-        await transcript.add_all([w for entry in entries for w in _widgets_for(entry, results)])
+        await transcript.add(*[w for entry in entries for w in _widgets_for(entry, results)])
         transcript.anchor()
         self.call_after_refresh(self.garbage.fully)
         title = self.controller.store.get_session(session_id).title

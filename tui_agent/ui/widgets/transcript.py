@@ -417,11 +417,6 @@ class Transcript(VerticalScroll):
         if any(isinstance(widget, UserMessage) for widget in widgets):
             self._window()
 
-    async def add_all(self, widgets: list[Widget]) -> None:
-        await self.mount_all(widgets)
-        await self._prune()
-        self._window()
-
     async def clear(self) -> None:
         await self.remove_children(self.entries)
         self._show_count()
