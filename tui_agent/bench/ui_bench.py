@@ -13,12 +13,13 @@ from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import run_agent_loop
 from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, cold, in_fresh_thread
-from tui_agent.bench.figures import Figure, percentile, spread
+from tui_agent.bench.figures import Figure, Spread, percentile, spread
 from tui_agent.config import Config
 from tui_agent.engine.resident import ResidentModel
 from tui_agent.events import Event, ModelLoaded, TurnStatistics
 from tui_agent.tools.base import NoTools
 
+RATIO_TARGET = "≤ 1.05"
 LAG_INTERVAL = 0.01
 LAG_RUNS = 2
 EARLIER_EXCHANGES = 40
@@ -125,7 +126,8 @@ async def _app_run(
 def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
     """Each in-app run is divided by the mean of the headless runs just before and after it:
     this machine's speed drifts by ±15% over a minute, and bracketing cancels a steady drift.
-    A round is headless, app, headless, long: the long run streams into a transcript that
+    What it cannot cancel (two runs back to back differ by as much) is left to the median of
+    many rounds, reported with its 95% interval. A round is headless, app, headless, long: the long run streams into a transcript that
     already holds EARLIER_EXCHANGES exchanges (a long session). The event-loop lag is measured
     in runs of its own, since its probe wakes the loop 100 times a second."""
     backend = LlamaBackend(model)
@@ -164,7 +166,12 @@ def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
         Figure(section, "headless", h.median, "s", detail=h.describe("s", 2)),
         Figure(section, "in the app", a.median, "s", detail=a.describe("s", 2)),
         Figure(
-            section, "app ÷ headless (bracketed)", ratio.median, "", "≤ 1.05", ratio.describe("", 3)
+            section,
+            "app ÷ headless (bracketed)",
+            ratio.median,
+            "",
+            RATIO_TARGET,
+            ratio_detail(ratio),
         ),
         Figure(
             section,
@@ -189,6 +196,16 @@ def streaming(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
         Figure(section, "event-loop lag p95", percentile(lags_ms, 95), "ms", "≤ 10 ms"),
         Figure(section, "event-loop lag max", max(lags_ms, default=0.0), "ms"),
     ]
+
+
+def ratio_detail(ratio: Spread) -> str:
+    """The ratio's spread, and whether its interval leaves the verdict to chance: one run here
+    varies by ±15% with the machine's speed, so a median near the target can fall either side."""
+    detail = ratio.describe("", 3)
+    limit = float(RATIO_TARGET.split()[1])
+    if ratio.interval is not None and ratio.interval[0] <= limit < ratio.interval[1]:
+        detail += "; the interval straddles the target, so this run's verdict is not settled"
+    return detail
 
 
 def first_frame(repetitions: int) -> Figure:
