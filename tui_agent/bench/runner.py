@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_agent.bench import engine_bench, history_bench, ui_bench
+from tui_agent.bench import drawing_windows, engine_bench, history_bench, ui_bench
 from tui_agent.bench.figures import Figure
 from tui_agent.config import Config
 from tui_agent.engine.resident import get_resident_model
@@ -23,6 +23,8 @@ class Plan:
     tokens: int
     ui_tokens: int
     ui_rounds: int
+    window_runs: int
+    window_tokens: int
     history_tokens: int
     sessions: int
     history_sessions: int
@@ -34,6 +36,8 @@ FULL = Plan(
     tokens=256,
     ui_tokens=320,
     ui_rounds=16,
+    window_runs=5,
+    window_tokens=1000,
     history_tokens=1500,
     sessions=20,
     history_sessions=10_000,
@@ -44,6 +48,8 @@ QUICK = Plan(
     tokens=96,
     ui_tokens=300,
     ui_rounds=3,
+    window_runs=1,
+    window_tokens=500,
     history_tokens=1500,
     sessions=20,
     history_sessions=10_000,
@@ -78,6 +84,10 @@ def run(
             ),
         ),
         ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
+        (
+            "UI drawing windows",
+            lambda: [drawing_windows.slowdown(model, plan.window_runs, plan.window_tokens)],
+        ),
         (
             "start-up",
             lambda: [

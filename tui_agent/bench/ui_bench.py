@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import run_agent_loop
 from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, cold, in_fresh_thread
@@ -18,6 +19,9 @@ from tui_agent.config import Config
 from tui_agent.engine.resident import ResidentModel
 from tui_agent.events import Event, ModelLoaded, TurnStatistics
 from tui_agent.tools.base import NoTools
+
+if TYPE_CHECKING:
+    from tui_agent.ui.app import LlamachatApp
 
 RATIO_TARGET = "≤ 1.05"
 LAG_INTERVAL = 0.01
@@ -71,15 +75,13 @@ def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
     return time.perf_counter() - started, generated
 
 
-async def _app_run(
-    backend: LlamaBackend, tokens: int, earlier: int = 0, lags: list[float] | None = None
-) -> tuple[float, float]:
-    """Seconds from sending the prompt to the app painting the end of the reply, and the CPU
-    seconds the app's thread spent meanwhile. With ``lags``, a probe records the event loop's
-    lateness (its own wake-ups add to both)."""
+def bench_app(
+    backend: ModelBackend, tokens: int, app_class: type[LlamachatApp] | None = None
+) -> LlamachatApp:
+    """An app on ``backend`` with nothing else: no tools, no history store, a fresh
+    conversation, greedy replies of at most ``tokens`` tokens."""
     from tui_agent.ui.app import LlamachatApp
     from tui_agent.ui.controller import ChatController
-    from tui_agent.ui.widgets.transcript import AssistantMessage, UserMessage
 
     config = Config()
     config.agent = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
@@ -99,7 +101,19 @@ async def _app_run(
         None,
         initial=Conversation(system_prompt="You are a helpful assistant."),
     )
-    app = LlamachatApp(controller, config, extra_theme_dirs=[])
+    return (app_class or LlamachatApp)(controller, config, extra_theme_dirs=[])
+
+
+async def _app_run(
+    backend: LlamaBackend, tokens: int, earlier: int = 0, lags: list[float] | None = None
+) -> tuple[float, float]:
+    """Seconds from sending the prompt to the app painting the end of the reply, and the CPU
+    seconds the app's thread spent meanwhile. With ``lags``, a probe records the event loop's
+    lateness (its own wake-ups add to both)."""
+    from tui_agent.ui.widgets.transcript import AssistantMessage, UserMessage
+
+    app = bench_app(backend, tokens)
+    controller = app.controller
     async with app.run_test(size=(120, 40)) as pilot:
         while not app.model_ready:
             await pilot.pause(0.01)

@@ -72,7 +72,9 @@ class EventsWaiting(Message):
 
 
 class LlamachatApp(App[None]):
-    CSS_PATH = "app.tcss"
+    # A path, not a name: Textual resolves a name next to the module of the class in use, which
+    # for a subclass elsewhere (the benchmark's) is the wrong folder.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "llamachat"
     BINDINGS = [
         Binding("escape", "cancel", "cancel"),
