@@ -15,6 +15,7 @@ SECTIONS = (
     "Prefix reuse",
     "In-process vs llama_cpp.server",
     "UI: streaming",
+    "UI: drawing on and off",
     "Start-up",
     "Memory",
     "History",

@@ -4,6 +4,7 @@ known token times, and its two parts on the real app with a scripted model."""
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,12 @@ def test_a_window_that_outlasts_the_reply_is_not_counted() -> None:
     times = steady_tokens(windows[:4], {False: 50.0, True: 50.0})
     times += steady_tokens([Window(4.0, 4.5, False)], {False: 50.0})
     assert window_slowdowns(times, windows) == pytest.approx([1.0], rel=0.05)  # window 1 only
+
+
+def test_a_drawing_window_without_tokens_counts_as_a_stall() -> None:
+    windows = alternating(4)  # off on off on
+    times = steady_tokens([windows[0], windows[2], windows[3]], {False: 50.0, True: 50.0})
+    assert window_slowdowns(times, windows) == [math.inf]
 
 
 def test_the_timed_backend_notes_each_piece_and_passes_everything_through() -> None:

@@ -14,6 +14,7 @@ turning the last text into Markdown), which the bracketed whole-run ratio includ
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Generator, Sequence
@@ -51,8 +52,9 @@ def window_slowdowns(token_times: Sequence[float], windows: Sequence[Window]) ->
     for before, window, after, rate, rate_before, rate_after in zip(
         windows, windows[1:], windows[2:], rates[1:], rates[:-2], rates[2:], strict=False
     ):
-        if window.drawing and not before.drawing and not after.drawing and rate > 0:
-            slowdowns.append((rate_before + rate_after) / 2 / rate)
+        if window.drawing and not before.drawing and not after.drawing:
+            # A drawing window without a single token stalled generation: infinitely slow.
+            slowdowns.append((rate_before + rate_after) / 2 / rate if rate else math.inf)
     return slowdowns
 
 
