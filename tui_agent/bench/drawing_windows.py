@@ -146,7 +146,7 @@ def slowdown(model: ResidentModel, runs: int, tokens: int) -> Figure:
         )
     s = spread(slowdowns)
     return Figure(
-        f"UI: drawing on and off in {WINDOW_SECONDS}-s windows of one {tokens}-token reply",
+        f"UI: drawing on and off in {WINDOW_SECONDS}-s windows of one reply (≤ {tokens} tokens)",
         "token rate without drawing ÷ with drawing",
         s.median,
         "",

@@ -49,7 +49,8 @@ QUICK = Plan(
     ui_tokens=300,
     ui_rounds=3,
     window_runs=1,
-    window_tokens=500,
+    # Enough windows for a figure even on a machine three times as fast as this one.
+    window_tokens=1000,
     history_tokens=1500,
     sessions=20,
     history_sessions=10_000,
