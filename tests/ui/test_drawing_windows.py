@@ -3,7 +3,6 @@ known token times, and its two parts on the real app with a scripted model."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
@@ -95,7 +94,6 @@ async def test_a_windowed_app_leaves_text_waiting_while_it_does_not_draw(tmp_pat
     backend = ScriptedBackend(["A reply that waits for the app to draw it."])
     app = bench_app(TimedBackend(backend), 100, WindowedApp)
     queued = app.controller.events.queue
-    assert isinstance(app, WindowedApp)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_ready, what="the model")
         app.drawing = False
@@ -105,7 +103,8 @@ async def test_a_windowed_app_leaves_text_waiting_while_it_does_not_draw(tmp_pat
             lambda: any(isinstance(event, Completed) for event in list(queued)),
             what="the whole reply in the queue",
         )
-        await asyncio.sleep(0.3)  # two pump ticks: nothing is drawn
+        await app.pump_events()  # a pump tick while not drawing: the text stays queued
+        await pilot.pause()
         assert not app.query(AssistantMessage) and app.completed_prompts == 0
         app.drawing = True
         await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply drawn")

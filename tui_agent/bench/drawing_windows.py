@@ -49,12 +49,11 @@ def window_slowdowns(token_times: Sequence[float], windows: Sequence[Window]) ->
     windows = [w for w in windows if w.end <= token_times[-1]]
     rates = [_tokens_between(token_times, w.start, w.end) / (w.end - w.start) for w in windows]
     slowdowns = []
-    for before, window, after, rate, rate_before, rate_after in zip(
-        windows, windows[1:], windows[2:], rates[1:], rates[:-2], rates[2:], strict=False
-    ):
-        if window.drawing and not before.drawing and not after.drawing:
+    for i in range(1, len(windows) - 1):
+        if windows[i].drawing and not windows[i - 1].drawing and not windows[i + 1].drawing:
+            around = (rates[i - 1] + rates[i + 1]) / 2
             # A drawing window without a single token stalled generation: infinitely slow.
-            slowdowns.append((rate_before + rate_after) / 2 / rate if rate else math.inf)
+            slowdowns.append(around / rates[i] if rates[i] else math.inf)
     return slowdowns
 
 
@@ -109,7 +108,6 @@ class WindowedApp(LlamachatApp):
 
 async def _windowed_run(backend: TimedBackend, tokens: int) -> list[Window]:
     app = bench_app(backend, tokens, WindowedApp)
-    assert isinstance(app, WindowedApp)
     windows: list[Window] = []
     async with app.run_test(size=(120, 40)) as pilot:
         while not app.model_ready:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
@@ -22,6 +22,8 @@ from tui_agent.tools.base import NoTools
 
 if TYPE_CHECKING:
     from tui_agent.ui.app import LlamachatApp
+
+AppT = TypeVar("AppT", bound="LlamachatApp")
 
 RATIO_TARGET = "≤ 1.05"
 LAG_INTERVAL = 0.01
@@ -75,12 +77,9 @@ def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
     return time.perf_counter() - started, generated
 
 
-def bench_app(
-    backend: ModelBackend, tokens: int, app_class: type[LlamachatApp] | None = None
-) -> LlamachatApp:
+def bench_app(backend: ModelBackend, tokens: int, app_class: type[AppT]) -> AppT:
     """An app on ``backend`` with nothing else: no tools, no history store, a fresh
     conversation, greedy replies of at most ``tokens`` tokens."""
-    from tui_agent.ui.app import LlamachatApp
     from tui_agent.ui.controller import ChatController
 
     config = Config()
@@ -101,7 +100,7 @@ def bench_app(
         None,
         initial=Conversation(system_prompt="You are a helpful assistant."),
     )
-    return (app_class or LlamachatApp)(controller, config, extra_theme_dirs=[])
+    return app_class(controller, config, extra_theme_dirs=[])
 
 
 async def _app_run(
@@ -110,9 +109,10 @@ async def _app_run(
     """Seconds from sending the prompt to the app painting the end of the reply, and the CPU
     seconds the app's thread spent meanwhile. With ``lags``, a probe records the event loop's
     lateness (its own wake-ups add to both)."""
+    from tui_agent.ui.app import LlamachatApp
     from tui_agent.ui.widgets.transcript import AssistantMessage, UserMessage
 
-    app = bench_app(backend, tokens)
+    app = bench_app(backend, tokens, LlamachatApp)
     controller = app.controller
     async with app.run_test(size=(120, 40)) as pilot:
         while not app.model_ready:
