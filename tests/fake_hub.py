@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlparse
 
@@ -91,3 +92,21 @@ def fake_hub(repos: dict[str, dict[str, bytes]]) -> Iterator[tuple[str, list[str
     finally:
         server.shutdown()
         server.server_close()
+
+
+def populate_cache(cache: Path, repo: str, files: dict[str, bytes | Path]) -> None:
+    """Lay files out the way huggingface_hub does: blobs, a snapshot of symlinks, refs/main.
+    A Path stands for a big file already on disk (a model): its blob links to it."""
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(COMMIT)
+    for name, data in files.items():
+        blob = root / "blobs" / f"blob-{abs(hash(name))}"
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            blob.symlink_to(data)
+        else:
+            blob.write_bytes(data)
+        link = root / "snapshots" / COMMIT / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)

@@ -7,10 +7,13 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from textual.widgets import OptionList
 
+from tests.fake_hub import populate_cache
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, make_config, send, wait_until
 from tui_agent.ui.screens.history import HistoryScreen
+from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.screens.permission import GRACE_SECONDS, PermissionScreen
 from tui_agent.ui.widgets.transcript import (
     AssistantMessage,
@@ -321,3 +324,83 @@ async def test_model_load_failure_is_explained(tmp_path: Path) -> None:
         await send(pilot, "hello?")
         await pilot.pause()
         assert not app.query(UserMessage), "a prompt is not sent to a model that failed to load"
+
+
+def notifications(app) -> list[str]:  # type: ignore[no-untyped-def]
+    return [n.message for n in app._notifications]
+
+
+async def test_model_picker_switches_to_a_cached_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    populate_cache(cache, "acme/story-GGUF", {"story.Q4_0.gguf": b"GGUF" + b"\0" * 60})
+    app = make_app(tmp_path, ScriptedBackend(["Once upon a time.", "Again."]))
+    loads: list[str | None] = []
+    load_scripted = app.controller.backend_loader
+
+    def loader(spec: str | None):  # type: ignore[no-untyped-def]
+        loads.append(spec)
+        return load_scripted(spec)
+
+    app.controller.backend_loader = loader
+
+    async def open_picker() -> OptionList:
+        await send(pilot, "/model")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the picker")
+        return app.screen.query_one(OptionList)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="model ready")
+        await send(pilot, "tell me a story")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+
+        options = await open_picker()
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert labels[0].startswith("● tiny  running"), "the running model (the demo) is marked"
+        assert options.highlighted == 0
+        assert "acme/story-GGUF:story.Q4_0.gguf  64 B  Hugging Face cache" in labels[3]
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ModelPicker), what="closed")
+        await open_picker()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "already running demo" in notifications(app))
+        assert loads == [None], "neither Esc nor the running model reloads"
+        assert len(app.query(UserMessage)) == 1
+
+        await open_picker()
+        await pilot.press("down", "down", "down", "enter")
+        await wait_until(
+            pilot,
+            lambda: loads == [None, "acme/story-GGUF:story.Q4_0.gguf"] and app.model_ready,
+            what="the switch",
+        )
+        assert not app.query(UserMessage), "a new session starts on the new model"
+        assert app.status.info.state == "ready"
+        await send(pilot, "once more")
+        await wait_until(pilot, lambda: app.completed_prompts == 2, what="a reply after it")
+        assert replies(app) == ["Again."]
+    sessions = app.controller.store.list_sessions()  # type: ignore[union-attr]
+    assert len(sessions) == 2 and sessions[-1].title.startswith("tell me a story"), (
+        "the first session stays in the history"
+    )
+
+
+async def test_model_command_names_a_bad_model(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend([]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="model ready")
+        await send(pilot, "/model huge")
+        await wait_until(pilot, lambda: any("huge" in n for n in notifications(app)))
+        [message] = [n for n in notifications(app) if "huge" in n]
+        assert "unknown model preset 'huge'" in message and "presets are" in message
+        assert app.model_ready and app.status.info.state == "ready", "the model keeps running"
+
+
+async def test_the_palette_opens_the_model_picker(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend([]))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"switch model", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the picker")

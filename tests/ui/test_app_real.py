@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_hub import populate_cache
 from tests.ui.harness import SIZE, make_config, send, wait_until
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.setup import build_tools
 from tui_agent.ui.app import LlamachatApp
 from tui_agent.ui.controller import ChatController
+from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.widgets.transcript import AssistantMessage
 
 pytestmark = pytest.mark.model
@@ -51,4 +53,36 @@ async def test_real_model_streams_and_cancels(tmp_path: Path, demo_gguf: Path) -
             pilot, lambda: app.completed_prompts == 2, timeout=60, what="a second prompt"
         )
         assert len(app.query(AssistantMessage)) == 2
+    controller.close()
+
+
+async def test_real_model_switch_from_the_picker(
+    tmp_path: Path, demo_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/model lists a GGUF in the Hugging Face cache (offline); picking it loads it for real."""
+    cache = tmp_path / "hf"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    populate_cache(cache, "acme/smol-GGUF", {"smol.Q4_1.gguf": demo_gguf})
+    config = make_config(
+        tmp_path,
+        "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 24\n[model]\nn_ctx = 2048\n",
+    )
+    controller = ChatController.from_config(
+        config, None, SessionStore(tmp_path / "h.db"), lambda: build_tools(config)
+    )
+    app = LlamachatApp(controller, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, timeout=60, what="the demo model to load")
+        await send(pilot, "/model")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the picker")
+        await pilot.press("down", "down", "down", "enter")
+        await wait_until(
+            pilot,
+            lambda: controller.model_label == "acme/smol-GGUF:smol.Q4_1.gguf" and app.model_ready,
+            timeout=60,
+            what="the cached model",
+        )
+        await send(pilot, "Say hi.")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, timeout=60, what="a reply")
+        assert app.query_one(AssistantMessage).text
     controller.close()

@@ -6,26 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_hub import COMMIT, fake_hub
+from tests.fake_hub import fake_hub, populate_cache
 from tui_agent.errors import ModelNotFoundError, OfflineError
 from tui_agent.events import DownloadProgress, Event
 from tui_agent.models.hub import cached_repo_files, hf_cache_dir, resolve_hub_file
 
 REPO = "acme/tiny-GGUF"
-
-
-def populate_cache(cache: Path, repo: str, files: dict[str, bytes]) -> None:
-    """Lay files out the way huggingface_hub does: blobs, a snapshot of symlinks, refs/main."""
-    root = cache / f"models--{repo.replace('/', '--')}"
-    (root / "refs").mkdir(parents=True)
-    (root / "refs" / "main").write_text(COMMIT)
-    for name, data in files.items():
-        blob = root / "blobs" / f"blob-{abs(hash(name))}"
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = root / "snapshots" / COMMIT / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(blob)
 
 
 def go_online(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:

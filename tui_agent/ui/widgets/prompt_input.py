@@ -11,7 +11,7 @@ from textual.widgets import TextArea
 SLASH_COMMANDS = {
     "/new": "start a new session",
     "/compact": "summarize old messages now",
-    "/model": "switch model: /model NAME (a preset, a path or org/repo:file.gguf)",
+    "/model": "pick the model to run, or /model NAME (a preset, a .gguf path, org/repo:file.gguf)",
     "/theme": "pick a colour theme (live preview)",
     "/tools": "list the tools and their permissions",
     "/history": "browse, search and resume sessions",
@@ -73,7 +73,7 @@ class PromptInput(TextArea):
     def complete_command(self) -> None:
         options = self.completions()
         if options:
-            self.text = options[0] + (" " if options[0] == "/model" else "")
+            self.text = options[0]
             self.move_cursor(self.document.end)
 
     def _submit(self) -> None:
