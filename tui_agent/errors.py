@@ -54,5 +54,14 @@ class OfflineError(ModelError):
     """The model is not in the local cache and the network may not be used."""
 
 
+class LoadCancelled(ModelError):
+    """The user stopped a model's download or load (Esc, a switch to another model, quitting).
+
+    Raised by the event sink that receives the progress events, the one place every layer of a
+    download or a load already reports to."""
+
+    exit_code = 130
+
+
 class UnsupportedModelError(ModelError):
     """llama.cpp cannot run this model (for example an unknown architecture)."""

@@ -8,12 +8,16 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.gguf_writer import llama_like_metadata, write_gguf
-from tui_agent.config import ModelConfig
+from tui_agent.agent.setup import llama_backend_loader
+from tui_agent.agent.worker import AgentWorker
+from tui_agent.config import AgentConfig, Config, ModelConfig
 from tui_agent.engine import resident
 from tui_agent.engine.chat_template import renderer_for
 from tui_agent.engine.generation import GREEDY, stream_completion
-from tui_agent.errors import UnsupportedModelError
-from tui_agent.events import Event, ModelLoaded, ModelLoadProgress
+from tui_agent.errors import LoadCancelled, UnsupportedModelError
+from tui_agent.events import Error, Event, ModelLoaded, ModelLoadProgress
+from tui_agent.models.gguf import read_gguf
+from tui_agent.tools.base import NoTools
 
 pytestmark = pytest.mark.model
 CONFIG = ModelConfig(n_ctx=2048, n_threads=2)
@@ -163,3 +167,47 @@ def test_agent_n_batch_sets_the_prompt_batch(demo_gguf: Path) -> None:
         pieces = stream_completion(model, prompt, sampling)
         text = "".join(pieces)
         assert model.llama.n_batch == applied and text
+
+
+def test_a_cancel_stops_a_load_through_llama_cpp(demo_gguf: Path) -> None:
+    """cancel() during a load (Esc, a model switch, quitting) makes llama.cpp's progress
+    callback abort the load; the process can load a model again afterwards."""
+    config = Config()
+    config.model = ModelConfig(n_ctx=1024, n_threads=2)  # other settings: a real load
+    events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, ModelLoadProgress):
+            worker.cancel()  # the next report comes from llama.cpp's C callback
+
+    worker = AgentWorker(
+        llama_backend_loader(config, str(demo_gguf)), NoTools(), AgentConfig(), sink=sink
+    )
+    worker.start()
+    assert worker.ready.wait(60)
+    worker.stop()
+    [error] = [e for e in events if isinstance(e, Error)]
+    assert error.message == f"loading {read_gguf(demo_gguf).name} stopped", error
+    assert "/model" in error.hint
+    assert [e.fraction for e in events if isinstance(e, ModelLoadProgress)] == [0.0]
+    assert not [e for e in events if isinstance(e, ModelLoaded)]
+    assert resident.get_resident_model(demo_gguf, CONFIG).llama is not None
+
+
+def test_a_load_stopped_in_llama_cpps_callback_goes_no_further(demo_gguf: Path) -> None:
+    fractions: list[float] = []
+
+    def sink(event: Event) -> None:
+        if isinstance(event, ModelLoadProgress):
+            fractions.append(event.fraction)
+            if 0 < event.fraction < 1:
+                raise LoadCancelled("stop", "")
+
+    with pytest.raises(LoadCancelled):
+        resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=768, n_threads=2), sink)
+    stopped_at = [f for f in fractions if 0 < f < 1]
+    assert stopped_at == fractions[-1:] and 1.0 not in fractions, (
+        f"llama.cpp must stop at the report that raised: {fractions}"
+    )
+    assert resident.get_resident_model(demo_gguf, CONFIG).llama is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from textual.widgets import OptionList
 from tests.fake_hub import populate_cache
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, make_config, send, wait_until
+from tui_agent.events import DownloadProgress
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.screens.permission import GRACE_SECONDS, PermissionScreen
@@ -404,3 +406,29 @@ async def test_the_palette_opens_the_model_picker(tmp_path: Path) -> None:
         await pilot.press("ctrl+p")
         await pilot.press(*"switch model", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the picker")
+
+
+async def test_escape_stops_a_download(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend([]))
+
+    def loader(spec: str | None):  # type: ignore[no-untyped-def]
+        def load(sink):  # type: ignore[no-untyped-def]
+            for done in range(1, 3000):
+                sink(DownloadProgress("big.gguf", done * 1000, 10_000_000, 1e6))
+                time.sleep(0.01)
+            raise AssertionError("the download went on after Esc")
+
+        return load
+
+    app.controller.backend_loader = loader
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.status.info.state == "downloading", what="download")
+        assert "% (Esc stops)" in str(app.status.render_text())
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.status.info.state == "stopped", what="the stop")
+        assert any("download of big.gguf stopped" in n for n in notifications(app))
+        await send(pilot, "hello")
+        await wait_until(
+            pilot, lambda: any("Pick another with /model" in n for n in notifications(app))
+        )
+        assert not app.query(UserMessage)

@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.fake_hub import fake_hub, populate_cache
+from tui_agent.agent.setup import llama_backend_loader
+from tui_agent.agent.worker import AgentWorker
+from tui_agent.config import AgentConfig, Config
 from tui_agent.errors import ModelNotFoundError, OfflineError
-from tui_agent.events import DownloadProgress, Event
+from tui_agent.events import DownloadProgress, Error, Event, ModelLoaded, ModelLoadProgress
 from tui_agent.models.hub import cached_repo_files, hf_cache_dir, resolve_hub_file
+from tui_agent.tools.base import NoTools
 
 REPO = "acme/tiny-GGUF"
 
@@ -112,3 +116,34 @@ def test_unreachable_hub_is_an_offline_error(cache: Path, monkeypatch: pytest.Mo
     with pytest.raises(OfflineError) as info:
         resolve_hub_file(REPO, "a.gguf")
     assert "cannot reach the Hugging Face Hub" in str(info.value)
+
+
+def test_a_cancel_stops_a_download_and_keeps_nothing(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cancel() while the model downloads (Esc, a model switch, quitting): the download stops at
+    its next progress report, the worker says so, and no half file is left in the cache."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
+    data = b"GGUF" + bytes(2 * 1024 * 1024)
+    events: list[Event] = []
+
+    def sink(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, DownloadProgress):
+            worker.cancel()
+
+    with fake_hub({REPO: {"big.gguf": data}}) as (endpoint, _):
+        go_online(monkeypatch, endpoint)
+        loader = llama_backend_loader(Config(), f"{REPO}:big.gguf")
+        worker = AgentWorker(loader, NoTools(), AgentConfig(), sink=sink)
+        worker.start()
+        assert worker.ready.wait(30)
+        worker.stop()
+    progress = [e for e in events if isinstance(e, DownloadProgress)]
+    assert len(progress) == 1 and progress[0].downloaded < len(data)
+    [error] = [e for e in events if isinstance(e, Error)]
+    assert error.message == "download of big.gguf stopped" and "/model" in error.hint
+    assert not [e for e in events if isinstance(e, ModelLoadProgress | ModelLoaded)]
+    assert cached_repo_files(REPO) == [] and not list(cache.rglob("*.incomplete"))

@@ -17,12 +17,14 @@ from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import LoopControl, compact_now, run_agent_loop
 from tui_agent.config import AgentConfig
-from tui_agent.errors import LlamachatError
+from tui_agent.errors import LlamachatError, LoadCancelled
 from tui_agent.events import (
     Completed,
+    DownloadProgress,
     Error,
     Event,
     EventSink,
+    ModelLoadProgress,
     Notice,
     PermissionRequest,
     SessionChanged,
@@ -148,9 +150,22 @@ class AgentWorker:
     def _emit(self, event: Event) -> None:
         self._sink(event)
 
+    def _loading_sink(self, event: Event) -> None:
+        """The sink for resolving and loading the model: after cancel() (Esc, a switch to
+        another model, quitting) the next progress event stops the download or the load."""
+        if self._control.cancel.is_set():
+            if isinstance(event, DownloadProgress):
+                raise LoadCancelled(
+                    f"download of {event.filename} stopped",
+                    "nothing of it is kept (a later try starts over); /model picks a model",
+                )
+            if isinstance(event, ModelLoadProgress):
+                raise LoadCancelled(f"loading {event.model} stopped", "/model picks a model")
+        self._sink(event)
+
     def _main(self) -> None:
         try:
-            self.backend = self._load_backend(self._sink)
+            self.backend = self._load_backend(self._loading_sink)
         except LlamachatError as exc:
             self._emit(Error(exc.message, exc.hint))
             self._emit(Completed("error"))

@@ -19,7 +19,7 @@ from typing import Any
 
 from tui_agent.config import ModelConfig
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
-from tui_agent.errors import CorruptModelError, ModelError, UnsupportedModelError
+from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
 from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, ignore_event
 from tui_agent.models.gguf import GGUFInfo, read_gguf
 from tui_agent.models.memory import check_fits
@@ -189,8 +189,11 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
     on_event(ModelLoadProgress(info.name, 0.0))
     mark = log_mark()
     started = time.perf_counter()
+    stopped: list[LoadCancelled] = []
     try:
-        with _load_progress(lambda fraction: on_event(ModelLoadProgress(info.name, fraction))):
+        with _load_progress(
+            lambda fraction: on_event(ModelLoadProgress(info.name, fraction)), stopped
+        ):
             llama = llama_cpp.Llama(
                 model_path=str(settings.path),
                 n_ctx=settings.n_ctx,
@@ -202,6 +205,8 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
                 verbose=False,
             )
     except (ValueError, RuntimeError, OSError) as exc:
+        if stopped:
+            raise stopped[0] from None
         raise _load_error(info, recent_log(mark)) from exc
     seconds = time.perf_counter() - started
     if template_override:
@@ -215,12 +220,14 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
 
 
 @contextlib.contextmanager
-def _load_progress(report: Any) -> Iterator[None]:
+def _load_progress(report: Any, stopped: list[LoadCancelled]) -> Iterator[None]:
     """Report llama.cpp's load progress (0..1) while a Llama is constructed.
 
     llama-cpp-python builds the model params inside ``Llama.__init__`` and offers no progress
     hook, so the params factory it calls is wrapped for the duration of the load to set
     llama.cpp's own ``progress_callback``. Only the loading thread is inside this block.
+    When ``report`` raises LoadCancelled, it goes into ``stopped`` and llama.cpp is told to
+    abort the load: an exception raised inside a C callback would be printed and lost.
     """
     import importlib
 
@@ -233,7 +240,11 @@ def _load_progress(report: Any) -> Iterator[None]:
     def _progress(fraction: float, user_data: Any) -> bool:
         if fraction - last[0] >= 0.05 and fraction < 1.0:
             last[0] = fraction
-            report(float(fraction))
+            try:
+                report(float(fraction))
+            except LoadCancelled as exc:
+                stopped.append(exc)
+                return False
         return True
 
     def _params_with_progress() -> Any:

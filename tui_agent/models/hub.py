@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui_agent.errors import ModelNotFoundError, OfflineError
+from tui_agent.errors import LlamachatError, ModelNotFoundError, OfflineError
 from tui_agent.events import DownloadProgress, EventSink, ignore_event
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -129,6 +129,8 @@ def _download(repo_id: str, filename: str, revision: str | None, on_event: Event
                 tqdm_class=_progress_class(filename, on_event),
             )
         )
+    except LlamachatError:  # from the event sink: the user stopped the download
+        raise
     except Exception as exc:
         raise _hub_error(exc, repo_id, filename) from exc
 

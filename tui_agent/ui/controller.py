@@ -124,6 +124,11 @@ class ChatController:
         return self.worker is not None and self.worker.busy.is_set()
 
     @property
+    def loading(self) -> bool:
+        """The worker is still getting its model (starting tools, downloading, loading)."""
+        return self.worker is not None and not self.worker.ready.is_set()
+
+    @property
     def conversation(self) -> Conversation | None:
         return self.worker.conversation if self.worker else None
 

@@ -48,6 +48,8 @@ class StatusBar(Static):
     def render_text(self) -> Text:
         info = self.info
         state = info.state if info.progress is None else f"{info.state} {info.progress:.0%}"
+        if info.state == "downloading":
+            state += " (Esc stops)"
         style = {
             "ready": "bold green",
             "generating": "bold yellow",
