@@ -11,7 +11,7 @@ from textual.widgets import TextArea
 SLASH_COMMANDS = {
     "/new": "start a new session",
     "/compact": "summarize old messages now",
-    "/model": "pick the model to run, or /model NAME (a preset, a .gguf path, org/repo:file.gguf)",
+    "/model": "pick the model to run, or /model NAME (a preset, a path, org/repo:file)",
     "/theme": "pick a colour theme (live preview)",
     "/tools": "list the tools and their permissions",
     "/history": "browse, search and resume sessions",
