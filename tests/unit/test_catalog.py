@@ -101,3 +101,10 @@ def test_models_list_names_a_bad_configured_model(tmp_path: Path) -> None:
     result = run_cli("models", "list", "--model", "huge")
     assert result.returncode != 0
     assert "unknown model preset 'huge'" in result.stderr and "presets are" in result.stderr
+
+
+def test_a_file_deleted_after_listing_has_no_size(cache: Path) -> None:
+    [choice] = [c for c in model_choices() if c.spec == "acme/story-GGUF:story.Q4_0.gguf"]
+    assert choice.path is not None
+    choice.path.resolve().unlink()
+    assert choice.size is None

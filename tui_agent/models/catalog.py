@@ -31,7 +31,10 @@ class ModelChoice:
 
     @property
     def size(self) -> int | None:
-        return self.path.stat().st_size if self.path is not None else None
+        try:
+            return self.path.stat().st_size if self.path is not None else None
+        except OSError:  # deleted since it was listed
+            return None
 
 
 def model_choices(also: list[str] | None = None) -> list[ModelChoice]:
