@@ -11,7 +11,14 @@ from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.agent.worker import AgentWorker
 from tui_agent.config import AgentConfig, Config
 from tui_agent.errors import ModelNotFoundError, OfflineError
-from tui_agent.events import DownloadProgress, Error, Event, ModelLoaded, ModelLoadProgress
+from tui_agent.events import (
+    Completed,
+    DownloadProgress,
+    Error,
+    Event,
+    ModelLoaded,
+    ModelLoadProgress,
+)
 from tui_agent.models.hub import cached_repo_files, hf_cache_dir, resolve_hub_file
 from tui_agent.tools.base import NoTools
 
@@ -145,5 +152,6 @@ def test_a_cancel_stops_a_download_and_keeps_nothing(
     assert len(progress) == 1 and progress[0].downloaded < len(data)
     [error] = [e for e in events if isinstance(e, Error)]
     assert error.message == "download of big.gguf stopped" and "/model" in error.hint
+    assert [e.reason for e in events if isinstance(e, Completed)] == ["cancelled"]
     assert not [e for e in events if isinstance(e, ModelLoadProgress | ModelLoaded)]
     assert cached_repo_files(REPO) == [] and not list(cache.rglob("*.incomplete"))

@@ -168,7 +168,7 @@ class AgentWorker:
             self.backend = self._load_backend(self._loading_sink)
         except LlamachatError as exc:
             self._emit(Error(exc.message, exc.hint))
-            self._emit(Completed("error"))
+            self._emit(Completed("cancelled" if isinstance(exc, LoadCancelled) else "error"))
             return
         except (
             Exception

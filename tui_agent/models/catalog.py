@@ -49,7 +49,7 @@ def model_choices(also: list[str] | None = None) -> list[ModelChoice]:
         if path not in presets  # a cached preset is listed once, by its name
     ]
     for spec in also or []:
-        if choice_for(spec, choices) is None:
+        if choice_for(spec, choices, cached) is None:
             try:
                 choices.append(_named(spec, cached))
             except LlamachatError:
@@ -57,11 +57,13 @@ def model_choices(also: list[str] | None = None) -> list[ModelChoice]:
     return choices
 
 
-def choice_for(spec: str, choices: list[ModelChoice]) -> ModelChoice | None:
+def choice_for(
+    spec: str, choices: list[ModelChoice], cached: dict[tuple[str, str], Path] | None = None
+) -> ModelChoice | None:
     """The choice that runs the same file as ``spec`` ("demo" is the "tiny" preset, a path
-    may be a cached file), or None."""
+    may be a cached file), or None. ``cached``: the cache's GGUF files, when already read."""
     try:
-        path = _named(spec, cached_ggufs()).path
+        path = _named(spec, cached_ggufs() if cached is None else cached).path
     except LlamachatError:
         path = None
     for choice in choices:

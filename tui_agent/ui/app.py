@@ -96,7 +96,6 @@ class LlamachatApp(App[None]):
         self.current_reply: AssistantMessage | None = None
         self.model_ready = False
         self.model_failed = ""
-        self.load_stopped = False  # the user stopped the model's download or load
         self.completed_prompts = 0
         self.garbage = GarbageSettler()
         # When the end of the last reply was painted, by the wall clock and by this thread's CPU
@@ -273,7 +272,7 @@ class LlamachatApp(App[None]):
             await self.transcript.add(NoticeLine(f"error: {event.message}", "error"))
             if not self.model_ready:
                 self.model_failed = event.message
-                status.set(state="stopped" if self.load_stopped else "model failed", progress=None)
+                status.set(state="model failed", progress=None)
         elif isinstance(event, Notice):
             self.notify(event.message, timeout=8)
             await self.transcript.add(NoticeLine(event.message))
@@ -299,6 +298,8 @@ class LlamachatApp(App[None]):
             await self.transcript.add(NoticeLine("cancelled", "warning"))
         if self.model_ready:
             self.status.set(state="ready")
+        elif event.reason == "cancelled":  # the user stopped the model's download or load
+            self.status.set(state="stopped", progress=None)
         self.prompt.cursor_blink = True
         self.call_after_refresh(self._shown_completed)
 
@@ -400,7 +401,6 @@ class LlamachatApp(App[None]):
             self.status.set(state="cancelling")
         elif self.controller.loading:
             # Stops a download or a load at its next progress report.
-            self.load_stopped = True
             self.controller.cancel()
             self.status.set(state="stopping", progress=None)
 
@@ -436,7 +436,7 @@ class LlamachatApp(App[None]):
         except LlamachatError as exc:
             self.notify(f"{exc.message}\n{exc.hint}", severity="error")
             return
-        self.model_ready, self.model_failed, self.load_stopped = False, "", False
+        self.model_ready, self.model_failed = False, ""
         self.status.set(state="loading model", model=spec, progress=0.0, context_used=0)
         self.controller.switch_model(spec)
         self.current_reply = None
