@@ -76,6 +76,8 @@ class PermissionRequest:
     reason: str
     rule: str
     diff: str = ""
+    # For run_shell: each simple command found and how the rules took it, and what always asks.
+    checks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,54 @@ def test_run_shell(tools: BuiltinTools) -> None:
     assert out.startswith("exit code 3\nhi\n") and str(tools.workspace.root) in out
     with pytest.raises(ToolFailure, match=r"timed out after 0\.3 s"):
         asyncio.run(tools.run_shell("sleep 5", timeout_sec=0.3))
+
+
+def test_read_file_counts_every_line_and_serves_any_range(tmp_path: Path) -> None:
+    root = tmp_path / "big"
+    root.mkdir()
+    (root / "long.txt").write_text("".join(f"line {n}\n" for n in range(1, 5001)))
+    tools = BuiltinTools(Workspace.at(root), ToolsConfig(max_output_chars=2_000))
+    first = tools.read_file("long.txt")
+    assert first.startswith("long.txt (lines 1-") and " of 5000)" in first
+    last_shown = int(first.split("lines 1-")[1].split(" ")[0])
+    assert 50 < last_shown < 5000 and len(first) <= 2_000
+    assert first.endswith(
+        f"…lines 1-{last_shown} of 5000; the file continues, ask for start_line={last_shown + 1}"
+    )
+    late = tools.read_file("long.txt", start_line=4990)
+    assert late.startswith("long.txt (lines 4990-5000 of 5000)") and "  5000\tline 5000" in late
+    assert "continues" not in late
+    window = tools.read_file("long.txt", start_line=3000, end_line=3002)
+    assert window.splitlines()[1:] == [f"  {n}\tline {n}" for n in (3000, 3001, 3002)]
+    with pytest.raises(ToolFailure, match="has 5000 lines; start_line 5001 is past the end"):
+        tools.read_file("long.txt", start_line=5001)
+
+
+def test_read_file_odd_files(tmp_path: Path) -> None:
+    root = tmp_path / "odd"
+    root.mkdir()
+    tools = BuiltinTools(Workspace.at(root), ToolsConfig(max_output_chars=1_000))
+    (root / "one-line.min.js").write_text("x" * 500_000 + "\nsecond")
+    out = tools.read_file("one-line.min.js")
+    assert "lines 1-1 of 2" in out and "…[line cut]" in out and len(out) <= 1_000
+    (root / "empty.txt").write_text("")
+    assert tools.read_file("empty.txt") == "empty.txt is empty (0 lines)"
+    (root / "no-newline.txt").write_text("a\r\nb")
+    assert tools.read_file("no-newline.txt").splitlines()[1:] == ["     1\ta", "     2\tb"]
+    os.mkfifo(root / "pipe")
+    with pytest.raises(ToolFailure, match="not a regular file"):
+        tools.read_file("pipe")  # would block forever if it were opened for a plain read
+    assert tools.grep("x", file_glob="pipe").startswith("no matches")
+    (root / "loop").symlink_to(root / "loop")
+    with pytest.raises(ToolFailure, match="symlink loop"):
+        tools.read_file("loop")
+
+
+def test_edit_file_keeps_the_whole_of_a_large_file(tmp_path: Path) -> None:
+    root = tmp_path / "edit"
+    root.mkdir()
+    text = "".join(f"row {n}\n" for n in range(20_000))
+    (root / "data.txt").write_text(text)
+    tools = BuiltinTools(Workspace.at(root), ToolsConfig(max_output_chars=1_000))
+    tools.edit_file("data.txt", "row 19999\n", "last row\n")
+    assert (root / "data.txt").read_text() == text.replace("row 19999\n", "last row\n")

@@ -138,10 +138,10 @@ def test_deny_rules_win_over_approval(config: Config, workspace: Path) -> None:
 
 def test_output_is_capped_and_says_so(stack: ToolStack, workspace: Path) -> None:
     (workspace / "big.txt").write_text("\n".join(f"line {i}" for i in range(500)))
-    outcome = stack.gate.execute(
-        ToolCall("c", "read_file", {"path": "big.txt"}), Answers().context()
-    )
+    outcome = stack.gate.execute(ToolCall("c", "grep", {"pattern": "line"}), Answers().context())
     assert len(outcome.output) < 400 and "output cut: 200 of" in outcome.output
+    read = stack.gate.execute(ToolCall("c", "read_file", {"path": "big.txt"}), Answers().context())
+    assert len(read.output) <= 200 and "ask for start_line=" in read.output, "read_file caps itself"
 
 
 def test_tool_errors_are_results_not_crashes(stack: ToolStack) -> None:
@@ -149,3 +149,4 @@ def test_tool_errors_are_results_not_crashes(stack: ToolStack) -> None:
         ToolCall("c", "read_file", {"path": "../../etc/passwd"}), Answers().context()
     )
     assert not outcome.success and "outside the workspace" in outcome.output
+

@@ -94,6 +94,8 @@ def ask_on_terminal(request: PermissionRequest) -> PermissionDecision:
     if not sys.stdin.isatty():
         return PermissionDecision(False, "headless", "no terminal to ask on; pass --allow RULE")
     print(f"\n{request.tool} wants to run: {request.reason}", file=sys.stderr)
+    for line in request.checks:
+        print(f"  {line}", file=sys.stderr)
     print(json.dumps(request.arguments, indent=2, ensure_ascii=False), file=sys.stderr)
     if request.diff:
         print(request.diff, file=sys.stderr)

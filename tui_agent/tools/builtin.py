@@ -11,27 +11,22 @@ import contextlib
 import difflib
 import os
 import re
-from collections.abc import Iterator
+import shutil
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tui_agent.config import ToolsConfig
 from tui_agent.logfiles import route_python_logging
 from tui_agent.tools.workspace import OutsideWorkspaceError, Workspace
 
 READ_ONLY_TOOLS = ("read_file", "list_dir", "glob", "grep")
-DANGEROUS_TOOLS = ("write_file", "edit_file", "run_shell")
+WRITE_TOOLS = ("write_file", "edit_file")
+DANGEROUS_TOOLS = (*WRITE_TOOLS, "run_shell")
+FILE_TOOLS = (*READ_ONLY_TOOLS, *WRITE_TOOLS)
 # The argument a permission rule's pattern is matched against, per built-in tool.
-PRIMARY_ARGUMENT = {
-    "read_file": "path",
-    "list_dir": "path",
-    "glob": "pattern",
-    "grep": "pattern",
-    "write_file": "path",
-    "edit_file": "path",
-    "run_shell": "command",
-}
-PATH_TOOLS = ("read_file", "list_dir", "write_file", "edit_file")
+PRIMARY_ARGUMENT = {name: "path" for name in FILE_TOOLS} | {"run_shell": "command"}
 _SKIP_DIRS = {
     ".git",
     ".hg",
@@ -46,6 +41,12 @@ _SKIP_DIRS = {
 _MAX_MATCHES = 200
 _MAX_ENTRIES = 500
 _MAX_GREP_BYTES = 5 * 1024 * 1024
+# edit_file rewrites the whole file; beyond this it refuses rather than hold it all in memory.
+_MAX_EDIT_BYTES = 20 * 1024 * 1024
+# read_file reads a line in pieces of this size, so one huge line never fills memory.
+_READ_CHUNK = 64 * 1024
+# Room for read_file's header and hint inside the gate's output cap.
+_HEADER_ROOM = 200
 
 
 class ToolFailure(Exception):
@@ -53,9 +54,16 @@ class ToolFailure(Exception):
 
 
 class BuiltinTools:
-    def __init__(self, workspace: Workspace, config: ToolsConfig) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        config: ToolsConfig,
+        hides: Callable[[Path], bool] = lambda path: False,
+    ) -> None:
         self.workspace = workspace
         self.config = config
+        # Whether a search or listing must leave a path out (the permission rules guard it).
+        self.hides = hides
 
     def _path(self, path: str) -> Path:
         try:
@@ -63,58 +71,99 @@ class BuiltinTools:
         except OutsideWorkspaceError as exc:
             raise ToolFailure(str(exc)) from exc
 
-    def _text_file(self, path: str) -> tuple[Path, str]:
+    def _regular_file(self, path: str) -> Path:
         target = self._path(path)
         if not target.exists():
             raise ToolFailure(f"no such file: {path}")
         if target.is_dir():
             raise ToolFailure(f"{path} is a directory; use list_dir")
-        data = target.read_bytes()[: self.config.max_output_chars * 4]
+        return target
+
+    def whole_text(self, path: str) -> tuple[Path, str]:
+        """All of a text file, for edits (which rewrite it whole)."""
+        target = self._regular_file(path)
+        with open_regular(target, path) as file:
+            data = file.read(_MAX_EDIT_BYTES + 1)
+        if len(data) > _MAX_EDIT_BYTES:
+            raise ToolFailure(
+                f"{path} is larger than {_MAX_EDIT_BYTES // 2**20} MB; edit it with run_shell"
+            )
         if b"\0" in data[:8192]:
-            raise ToolFailure(f"{path} is a binary file")
+            raise ToolFailure(f"{path} is a binary file; only text files can be edited")
         return target, data.decode("utf-8", errors="replace")
 
     def read_file(self, path: str, start_line: int = 1, end_line: int = 0) -> str:
         """Read a text file; lines are numbered. start_line/end_line (1-based, inclusive) pick a range."""
-        _, text = self._text_file(path)
-        lines = text.splitlines()
+        target = self._regular_file(path)
         first = max(start_line, 1)
-        last = len(lines) if end_line <= 0 else min(end_line, len(lines))
-        if first > max(len(lines), 1):
-            raise ToolFailure(
-                f"{path} has {len(lines)} lines; start_line {start_line} is past the end"
-            )
-        numbered = [f"{n:>6}\t{lines[n - 1]}" for n in range(first, last + 1)]
-        return f"{path} (lines {first}-{last} of {len(lines)})\n" + "\n".join(numbered)
+        budget = max(self.config.max_output_chars - _HEADER_ROOM, 80)
+        shown: list[str] = []
+        used, total, cut = 0, 0, False
+        with open_regular(target, path) as file:
+            if b"\0" in file.read(8192):
+                raise ToolFailure(f"{path} is a binary file; read_file shows text files only")
+            file.seek(0)
+            for number, head in _lines(file):
+                total = number
+                if cut or number < first or 0 < end_line < number:
+                    continue
+                text = head.decode("utf-8", errors="replace").rstrip("\r\n")
+                entry = f"{number:>6}\t{text}"
+                if used + len(entry) + 1 > budget:
+                    if shown:
+                        cut = True
+                        continue
+                    entry = entry[:budget] + " …[line cut]"
+                shown.append(entry)
+                used += len(entry) + 1
+        if total == 0:
+            return f"{path} is empty (0 lines)"
+        if first > total:
+            raise ToolFailure(f"{path} has {total} lines; start_line {start_line} is past the end")
+        last = first + len(shown) - 1
+        header = f"{path} (lines {first}-{last} of {total})"
+        hint = (
+            f"\n…lines {first}-{last} of {total}; the file continues, ask for start_line={last + 1}"
+            if cut
+            else ""
+        )
+        return header + "\n" + "\n".join(shown) + hint
 
     def list_dir(self, path: str = ".") -> str:
         """List a directory: sub-directories end with '/', files show their size."""
         target = self._path(path)
         if not target.is_dir():
             raise ToolFailure(f"not a directory: {path}")
-        entries = sorted(target.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower()))
-        lines = [
-            f"{p.name}/" if p.is_dir() else f"{p.name}  ({p.stat().st_size} bytes)"
-            for p in entries[:_MAX_ENTRIES]
-        ]
+        found = sorted(target.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower()))
+        entries = [p for p in found if not self.hides(p)]
+        lines = [_entry(p) for p in entries[:_MAX_ENTRIES]]
         more = f"\n… and {len(entries) - _MAX_ENTRIES} more" if len(entries) > _MAX_ENTRIES else ""
-        return "\n".join(lines) + more if lines else f"{path} is empty"
+        listing = "\n".join(lines) + more if lines else f"{path} is empty"
+        return listing + _skipped(len(found) - len(entries))
 
     def glob(self, pattern: str, path: str = ".") -> str:
         """Find files by glob pattern, e.g. '**/*.py', under path."""
         base = self._path(path)
-        matches = []
-        for found in base.glob(pattern):
-            try:
-                resolved = self.workspace.resolve(str(found))
-            except OutsideWorkspaceError:
-                continue
-            if not _SKIP_DIRS & set(found.relative_to(base).parts):
+        matches, skipped = [], 0
+        try:
+            for found in base.glob(pattern):
+                try:
+                    resolved = self.workspace.resolve(str(found))
+                except OutsideWorkspaceError:
+                    continue
+                if _SKIP_DIRS & set(found.relative_to(base).parts):
+                    continue
+                if self.hides(found):
+                    skipped += 1
+                    continue
                 matches.append(self.workspace.relative(resolved))
+        except (ValueError, NotImplementedError, OSError) as exc:
+            raise ToolFailure(f"cannot glob {pattern!r}: {exc}") from exc
         matches.sort()
         shown = matches[:_MAX_ENTRIES]
         more = f"\n… and {len(matches) - _MAX_ENTRIES} more" if len(matches) > _MAX_ENTRIES else ""
-        return "\n".join(shown) + more if shown else f"no files match {pattern!r}"
+        listing = "\n".join(shown) + more if shown else f"no files match {pattern!r}"
+        return listing + _skipped(skipped)
 
     def grep(
         self, pattern: str, path: str = ".", file_glob: str = "*", ignore_case: bool = False
@@ -125,7 +174,11 @@ class BuiltinTools:
         except re.error as exc:
             raise ToolFailure(f"invalid regular expression {pattern!r}: {exc}") from exc
         results: list[str] = []
+        skipped = 0
         for file in self._walk(self._path(path), file_glob):
+            if self.hides(file):
+                skipped += 1
+                continue
             for number, line in _text_lines(file):
                 if regex.search(line):
                     results.append(
@@ -133,7 +186,8 @@ class BuiltinTools:
                     )
                     if len(results) >= _MAX_MATCHES:
                         return "\n".join(results) + f"\n… stopped at {_MAX_MATCHES} matches"
-        return "\n".join(results) if results else f"no matches for {pattern!r}"
+        found = "\n".join(results) if results else f"no matches for {pattern!r}"
+        return found + _skipped(skipped)
 
     def _walk(self, base: Path, file_glob: str) -> Iterator[Path]:
         if base.is_file():
@@ -158,7 +212,7 @@ class BuiltinTools:
 
     def edit_file(self, path: str, old_string: str, new_string: str) -> str:
         """Replace one exact, unique occurrence of old_string with new_string; returns the diff."""
-        target, before = self._text_file(path)
+        target, before = self.whole_text(path)
         after = apply_edit(before, old_string, new_string, path)
         target.write_text(after, encoding="utf-8")
         return unified_diff(before, after, self.workspace.relative(target))
@@ -170,7 +224,13 @@ class BuiltinTools:
             if timeout_sec > 0
             else self.config.shell_timeout_sec
         )
-        process = await asyncio.create_subprocess_shell(
+        if "\0" in command:
+            raise ToolFailure("the command contains a NUL byte, which no shell can run")
+        # bash, the shell the permission rules parse commands as (sh may be dash, which
+        # reads some constructs differently).
+        process = await asyncio.create_subprocess_exec(
+            shutil.which("bash") or "/bin/sh",
+            "-c",
             command,
             cwd=self.workspace.root,
             stdout=asyncio.subprocess.PIPE,
@@ -193,16 +253,53 @@ class BuiltinTools:
 
 
 def _text_lines(file: Path) -> list[tuple[int, str]]:
-    """Numbered lines of a text file; binary, huge or unreadable files give none."""
+    """Numbered lines of a text file; binary, huge, special or unreadable files give none."""
     try:
-        if file.stat().st_size > _MAX_GREP_BYTES:
-            return []
-        data = file.read_bytes()
-        if b"\0" in data[:8192]:
+        with open_regular(file, str(file)) as handle:
+            data = handle.read(_MAX_GREP_BYTES + 1)
+        if len(data) > _MAX_GREP_BYTES or b"\0" in data[:8192]:
             return []
         return list(enumerate(data.decode("utf-8").splitlines(), start=1))
-    except (UnicodeDecodeError, OSError):
+    except (UnicodeDecodeError, OSError, ToolFailure):
         return []
+
+
+def open_regular(path: Path, shown: str) -> BinaryIO:
+    """Open a regular file for reading; a FIFO, device or socket is refused without blocking
+    (O_NONBLOCK keeps the open itself from waiting on a FIFO with no writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ToolFailure(f"cannot read {shown}: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ToolFailure(f"{shown} is not a regular file (a FIFO, device or socket)")
+    return os.fdopen(fd, "rb")
+
+
+def _lines(file: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(line number, the line's first chunk) for every line; the rest of a long line is read
+    and dropped in chunks, so a huge line costs no more memory than a short one."""
+    number, at_start = 0, True
+    while chunk := file.readline(_READ_CHUNK):
+        if at_start:
+            number += 1
+            yield number, chunk
+        at_start = chunk.endswith(b"\n")
+
+
+def _entry(path: Path) -> str:
+    if path.is_dir():
+        return f"{path.name}/"
+    try:
+        return f"{path.name}  ({path.stat().st_size} bytes)"
+    except OSError:  # a broken symlink
+        return f"{path.name}  (broken link)"
+
+
+def _skipped(count: int) -> str:
+    paths = "1 path" if count == 1 else f"{count} paths"
+    return f"\n({paths} left out: [permissions] rules guard them)" if count else ""
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:
@@ -236,21 +333,21 @@ def unified_diff(before: str, after: str, name: str) -> str:
 
 def preview_change(tools: BuiltinTools, name: str, arguments: dict[str, Any]) -> str:
     """The diff a write_file or edit_file call would make, for the permission prompt."""
+    if name not in WRITE_TOOLS:
+        return ""
     try:
         path = str(arguments.get("path", ""))
         target = tools.workspace.resolve(path)
-        before = target.read_text(encoding="utf-8", errors="replace") if target.is_file() else ""
+        before = tools.whole_text(path)[1] if target.exists() else ""
         if name == "write_file":
             after = str(arguments.get("content", ""))
-        elif name == "edit_file":
+        else:
             after = apply_edit(
                 before,
                 str(arguments.get("old_string", "")),
                 str(arguments.get("new_string", "")),
                 path,
             )
-        else:
-            return ""
         return unified_diff(before, after, tools.workspace.relative(target))
     except (ToolFailure, OutsideWorkspaceError, OSError) as exc:
         return f"(no preview: {exc})"

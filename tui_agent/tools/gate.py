@@ -16,7 +16,7 @@ from tui_agent.events import Notice, PermissionRequest, PermissionResult
 from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall, ToolOutcome, ToolSpec
 from tui_agent.tools.builtin import BuiltinTools, preview_change
 from tui_agent.tools.mcp_hub import McpHub
-from tui_agent.tools.permissions import PermissionPolicy
+from tui_agent.tools.permissions import PermissionPolicy, Verdict
 
 
 class ToolGate:
@@ -48,7 +48,7 @@ class ToolGate:
                 call, context, PermissionDecision(False, "rule", f"blocked by {verdict.rule}")
             )
         if verdict.policy == "ask":
-            decision = self._ask(call, spec, verdict.reason, context)
+            decision = self._ask(call, spec, verdict, context)
             if not decision.allowed:
                 return self._denied(call, context, decision)
         else:
@@ -59,12 +59,19 @@ class ToolGate:
         return ToolOutcome(outcome.success, self.cap(outcome.output), outcome.denied)
 
     def _ask(
-        self, call: ToolCall, spec: ToolSpec | None, reason: str, context: CallContext
+        self, call: ToolCall, spec: ToolSpec | None, verdict: Verdict, context: CallContext
     ) -> PermissionDecision:
         rule = self.policy.suggested_rule(call, spec)
         diff = preview_change(self.builtin, call.name, call.arguments) if self.builtin else ""
         request = PermissionRequest(
-            uuid.uuid4().hex[:8], call.id, call.name, call.arguments, reason, rule, diff
+            uuid.uuid4().hex[:8],
+            call.id,
+            call.name,
+            call.arguments,
+            verdict.reason,
+            rule,
+            diff,
+            verdict.details,
         )
         decision = context.ask(request)
         if decision.allowed and decision.scope in ("session", "always"):

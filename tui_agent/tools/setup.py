@@ -34,7 +34,6 @@ def build_tools(
 ) -> ToolStack:
     """Tools as the config describes them; ``allow``/``deny`` add rules for this run only."""
     workspace = Workspace.at(config.tools.workspace_root or None)
-    builtin = BuiltinTools(workspace, config.tools)
     servers = config.mcp_servers if with_mcp_servers else {}
     trusted = {"builtin"} | {name for name, server in servers.items() if server.trusted}
     permissions = config.permissions
@@ -48,6 +47,7 @@ def build_tools(
         )
     except RuleError as exc:
         raise ConfigError(str(exc), "fix the rule in [permissions] or on the command line") from exc
+    builtin = BuiltinTools(workspace, config.tools, policy.hides)
     hub = McpHub(servers, build_builtin_server(builtin))
     path = config.path
 

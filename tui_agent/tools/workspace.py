@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 class OutsideWorkspaceError(ValueError):
-    """A path resolves (through ``..`` or a symlink) to somewhere outside the workspace."""
+    """A path the file tools refuse: it resolves (through ``..`` or a symlink) to somewhere
+    outside the workspace, or it cannot be resolved at all (a NUL byte, a symlink loop)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,12 @@ class Workspace:
         if "\0" in path:
             raise OutsideWorkspaceError("the path contains a NUL byte")
         candidate = Path(path).expanduser()
-        full = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
+        try:
+            full = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
+        except RuntimeError as exc:  # Python 3.11 raises this for a symlink loop
+            raise OutsideWorkspaceError(f"{path!r} is a symlink loop") from exc
+        except OSError as exc:
+            raise OutsideWorkspaceError(f"{path!r} cannot be resolved: {exc.strerror}") from exc
         if full != self.root and not full.is_relative_to(self.root):
             raise OutsideWorkspaceError(
                 f"{path!r} is outside the workspace {self.root} (file tools are confined to it;"

@@ -34,8 +34,8 @@ def printable_value(value: Any) -> Any:
         return printable(value)
     if isinstance(value, dict):
         return {key: printable_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [printable_value(item) for item in value]
+    if isinstance(value, list | tuple):
+        return type(value)(printable_value(item) for item in value)
     return value
 
 

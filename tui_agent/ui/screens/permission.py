@@ -43,6 +43,11 @@ class PermissionScreen(ModalScreen[PermissionDecision]):
                 id="permission-title",
             )
             yield Static(Text(f"Why it asks: {request.reason}"), classes="permission-reason")
+            if request.checks:
+                yield Static(
+                    Text("\n".join(f"  {line}" for line in request.checks)),
+                    id="permission-checks",
+                )
             with VerticalScroll(id="permission-details"):
                 yield Static(
                     Syntax(
