@@ -150,3 +150,15 @@ def test_tool_errors_are_results_not_crashes(stack: ToolStack) -> None:
     )
     assert not outcome.success and "outside the workspace" in outcome.output
 
+
+def test_headless_offers_only_tools_that_run_without_asking(config: Config) -> None:
+    stack = build_tools(config, allow=["run_shell(git status*)"], deny=["grep"])
+    stack.start()
+    try:
+        everything = {s.name for s in stack.gate.specs()}
+        assert {"write_file", "edit_file", "run_shell", "grep"} <= everything
+        stack.gate.offer_only_unasked = True
+        offered = {s.name for s in stack.gate.specs()}
+        assert offered == {"read_file", "list_dir", "glob", "run_shell"}
+    finally:
+        stack.close()

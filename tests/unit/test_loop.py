@@ -7,7 +7,12 @@ from dataclasses import replace
 
 from tests.scripted import FunctionTools, ScriptedBackend
 from tui_agent.agent.conversation import Conversation, Message
-from tui_agent.agent.loop import LoopControl, compact_now, run_agent_loop
+from tui_agent.agent.loop import (
+    FINAL_ANSWER_INSTRUCTION,
+    LoopControl,
+    compact_now,
+    run_agent_loop,
+)
 from tui_agent.config import AgentConfig
 from tui_agent.events import (
     Completed,
@@ -159,15 +164,86 @@ def test_zero_max_iterations_means_unlimited() -> None:
     assert completed(events).reason == "done" and len(tools.ran) == 25
 
 
-def test_repeated_identical_calls_are_refused_then_stopped() -> None:
+def test_a_repeated_call_gets_a_final_answer_without_tools() -> None:
     tools = weather_tools()
-    backend = ScriptedBackend([call("get_weather", city="Oslo")] * 6)
-    events, _ = run(backend, "go", tools)
-    assert len(tools.ran) == 2, "the third identical call is refused, not run"
-    assert completed(events).reason == "repeated_tool_call"
+    backend = ScriptedBackend(
+        [call("get_weather", city="Oslo"), call("get_weather", city="Oslo"), "Sunny, 21C."]
+    )
+    events, conversation = run(backend, "weather in Oslo?", tools)
+    assert len(tools.ran) == 1, "the repeat is not run"
+    done = completed(events)
+    assert done.reason == "done" and done.text == "Sunny, 21C." and text_of(events) == "Sunny, 21C."
     notices = [e.message for e in events if isinstance(e, Notice)]
-    assert any("repeated get_weather 3 times" in n for n in notices)
-    assert "Do not call it again" in backend.prompts[3]
+    assert any("same arguments again; tools withheld" in n for n in notices)
+    final = backend.prompts[-1]
+    assert final.rstrip().endswith(f"{FINAL_ANSWER_INSTRUCTION}<|im_end|>\n<|im_start|>assistant")
+    assert "<tools>" not in final and "<tools>" in backend.prompts[0]
+    assert FINAL_ANSWER_INSTRUCTION not in [m.content for m in conversation.messages]
+    assert conversation.messages[-1] == Message("assistant", "Sunny, 21C.")
+
+
+def test_identical_calls_far_apart_trip_the_guard_at_the_limit() -> None:
+    tools = weather_tools()
+    a, b = call("get_weather", city="A"), call("get_weather", city="B")
+    backend = ScriptedBackend([a, b, a, b, a, "A and B are sunny."])
+    events, _ = run(backend, "go", tools)
+    assert [c.arguments["city"] for c in tools.ran] == ["A", "B", "A", "B"]
+    assert completed(events) == Completed("done", "A and B are sunny.")
+
+
+def test_a_failed_call_may_be_tried_again() -> None:
+    attempts: list[str] = []
+
+    def flaky(city: str) -> str:
+        """Weather that fails the first time."""
+        attempts.append(city)
+        if len(attempts) == 1:
+            raise RuntimeError("timeout")
+        return "sunny"
+
+    tools = FunctionTools().add("get_weather", flaky, {"city": {"type": "string"}}, ["city"])
+    backend = ScriptedBackend([call("get_weather", city="Oslo")] * 2 + ["Sunny."])
+    events, _ = run(backend, "go", tools)
+    assert attempts == ["Oslo", "Oslo"] and completed(events) == Completed("done", "Sunny.")
+
+
+def test_calls_that_cannot_run_trip_the_guard_and_carry_no_example() -> None:
+    tools = weather_tools()
+    backend = ScriptedBackend(
+        [
+            '<tool_call>{"name": "get_weather", "arguments": {city}}</tool_call>',
+            call("get_wether", city="Oslo"),
+            call("get_weather", town="Oslo"),
+            "I could not.",
+        ]
+    )
+    events, _ = run(backend, "go", tools)
+    assert tools.ran == [] and completed(events) == Completed("done", "I could not.")
+    outputs = [e.output for e in events if isinstance(e, ToolResult)]
+    assert len(outputs) == 3 and not any('"name"' in o or "TOOL" in o for o in outputs)
+    assert FINAL_ANSWER_INSTRUCTION in backend.prompts[-1]
+
+
+def test_a_final_call_that_calls_again_ends_without_an_answer() -> None:
+    tools = weather_tools()
+    backend = ScriptedBackend([call("get_weather", city="Oslo")] * 3)
+    events, conversation = run(backend, "go", tools)
+    assert len(tools.ran) == 1 and completed(events) == Completed("repeated_tool_call", "")
+    assert "<tool_call>" not in text_of(events)
+    assert (
+        conversation.messages[-1].role == "assistant" and not conversation.messages[-1].tool_calls
+    )
+
+
+def test_calls_after_the_one_that_trips_still_get_results() -> None:
+    tools = weather_tools()
+    oslo = call("get_weather", city="Oslo")
+    backend = ScriptedBackend([oslo, oslo + call("get_weather", city="Rome"), "Sunny."])
+    events, conversation = run(backend, "go", tools)
+    assert [c.arguments["city"] for c in tools.ran] == ["Oslo"]
+    calls = [c.id for m in conversation.messages for c in m.tool_calls]
+    results = [m.tool_call_id for m in conversation.messages if m.role == "tool"]
+    assert calls == results and completed(events).reason == "done"
 
 
 def test_text_around_calls_is_kept() -> None:
@@ -403,3 +479,36 @@ def test_tool_schemas_reach_the_prompt_without_generated_titles() -> None:
         run(backend, "x", tools)
         assert "readArguments" not in backend.prompts[0] and '"Title"' not in backend.prompts[0]
         assert '"title": {"type": "string"}' in backend.prompts[0]
+
+
+# Gemma-style: no tools in the template, and roles must alternate starting with the user.
+STRICT_TEMPLATE = (
+    "{% set turns = messages[1:] %}{% for m in turns %}"
+    "{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n"
+    "{% endfor %}<start_of_turn>model\n"
+)
+
+
+def test_compaction_keeps_roles_alternating_for_strict_templates() -> None:
+    """The kept part starts with the model's turn (a tool call); a user stub goes first."""
+    tools = weather_tools()
+    backend = ScriptedBackend(["It is sunny."], template=STRICT_TEMPLATE, summaries=["S"])
+    conversation = Conversation()
+    conversation.messages = [
+        Message("user", "weather in Oslo?"),
+        Message("assistant", "", tool_calls=[ToolCall("call_1", "get_weather", {"city": "Oslo"})]),
+        Message("tool", "sunny", tool_call_id="call_1", name="get_weather"),
+        Message("assistant", "Sunny."),
+        Message("user", "and Rome?"),
+        Message("assistant", "", tool_calls=[ToolCall("call_2", "get_weather", {"city": "Rome"})]),
+        Message("tool", "sunny", tool_call_id="call_2", name="get_weather"),
+    ]
+    events: list[Event] = []
+    config = replace(CONFIG, compaction_keep_recent=2)
+    assert compact_now(backend, conversation, tools, config, events.append)
+    assert conversation.messages[0].role == "assistant", "the cut kept the call with its result"
+    events, _ = run(backend, "thanks", tools, conversation=conversation)
+    assert completed(events) == Completed("done", "It is sunny.")
+    assert "<start_of_turn>user\n(The earlier conversation is summarized" in backend.prompts[-1]

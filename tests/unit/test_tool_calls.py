@@ -191,3 +191,36 @@ def test_marker_split_across_pieces_is_never_shown() -> None:
     )
     reply, rest = splitter.finish()
     assert shown == "Hi " and rest == "" and reply.calls == [ParsedCall("x", {})]
+
+
+def stream(pieces: list[str]) -> tuple[str, list[ParsedCall | MalformedCall], str]:
+    splitter = ReplySplitter()
+    shown = "".join(splitter.feed(p) for p in pieces)
+    reply, rest = splitter.finish()
+    return shown, reply.calls, rest
+
+
+def test_the_first_call_of_several_json_lines_is_taken_and_the_rest_dropped() -> None:
+    reply = (
+        '{"name": "read_file", "arguments": {"path": "a.txt"}}\n'
+        "<tool_response>\nhello\n</tool_response>\n"
+        '{"name": "read_file", "arguments": {"path": "b.txt"}}'
+    )
+    shown, calls, rest = stream([reply[i : i + 5] for i in range(0, len(reply), 5)])
+    assert calls == [ParsedCall("read_file", {"path": "a.txt"})]
+    assert shown == "" and rest == "", "neither the call nor the echoed response is shown"
+
+
+def test_a_fenced_call_is_run_not_shown() -> None:
+    reply = '```json\n{"name": "list_dir", "arguments": {}}\n```'
+    shown, calls, rest = stream([reply[i : i + 2] for i in range(0, len(reply), 2)])
+    assert calls == [ParsedCall("list_dir", {})] and shown == "" and rest == ""
+
+
+def test_a_code_fence_streams_as_it_comes() -> None:
+    shown, calls, rest = stream(["``", "`python\n", "print(1)\n", "```\nDone."])
+    assert (
+        calls == []
+        and shown.startswith("```python\nprint(1)")
+        and shown + rest == ("```python\nprint(1)\n```\nDone.")
+    )

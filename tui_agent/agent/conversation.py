@@ -15,6 +15,9 @@ from tui_agent.tools.base import ToolCall, ToolSpec, without_titles
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+# After compaction the kept messages may start with the model's turn; templates that insist on
+# user/assistant alternation (Gemma, Mistral) then refuse, so a user turn goes first.
+CONTINUE_STUB = "(The earlier conversation is summarized above.) Continue."
 DEFAULT_SYSTEM_PROMPT = (
     "You are llamachat, a helpful assistant running locally on the user's computer. "
     "Answer clearly and concisely. Use the tools when they help; never invent tool results."
@@ -70,6 +73,8 @@ class Conversation:
         rendered: list[dict[str, Any]] = [
             {"role": "system", "content": self.system_text(tools, not template_has_tools)}
         ]
+        if self.messages and self.messages[0].role != "user":
+            rendered.append({"role": "user", "content": CONTINUE_STUB})
         for message in self.messages:
             rendered.append(_message_for_template(message, template_has_tools))
         return rendered if template_has_tools else _merge_same_roles(rendered)

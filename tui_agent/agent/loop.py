@@ -42,8 +42,14 @@ from tui_agent.tools.base import (
     argument_errors,
 )
 
-# After this many identical calls in one prompt the call is refused; one more ends the prompt.
+# The guard against a model that goes round in circles trips at the first identical repeat of
+# the call just made (when it succeeded), at this many identical calls in one prompt, or at this
+# many calls that could not be run (unreadable, unknown tool, invalid arguments).
 REPEAT_LIMIT = 3
+BAD_CALL_LIMIT = 3
+# When the guard trips the model is asked once more, with no tools offered, in a user turn:
+# small models ignore a warning inside a tool result, but answer this.
+FINAL_ANSWER_INSTRUCTION = "Do not call a tool. Answer my question using the tool results above."
 _MIN_REPLY_TOKENS = 32
 
 
@@ -97,18 +103,25 @@ class _Run:
         self.emit = emit
         self.control = control
         self.repeats: dict[str, int] = {}
+        self.bad_calls = 0
+        # The signature of the last call that ran and whether it succeeded.
+        self.previous: tuple[str, bool] | None = None
         self.last_text = ""
 
-    def render(self) -> str:
-        messages = self.conversation.for_template(self.specs, self.backend.template_has_tools)
-        return self.backend.render(messages, self.specs)
+    def render(self, final: bool = False) -> str:
+        """The prompt; ``final`` leaves the tools out and asks for an answer from the results."""
+        tools = [] if final else self.specs
+        messages = self.conversation.for_template(tools, self.backend.template_has_tools)
+        if final:
+            messages.append({"role": "user", "content": FINAL_ANSWER_INSTRUCTION})
+        return self.backend.render(messages, tools)
 
     def prompt_tokens(self) -> int:
         return self.backend.count_tokens(self.render())
 
-    def fit_context(self) -> tuple[str, int] | None:
+    def fit_context(self, final: bool = False) -> tuple[str, int] | None:
         """The prompt to send and its size, compacting first when the context is filling up."""
-        prompt = self.render()
+        prompt = self.render(final)
         tokens = self.backend.count_tokens(prompt)
         limit = self.config.compaction_threshold_pct * self.backend.n_ctx
         if tokens > limit and self.config.auto_compact:
@@ -121,7 +134,7 @@ class _Run:
                 self.prompt_tokens,
             )
             if compacted:
-                prompt = self.render()
+                prompt = self.render(final)
                 tokens = self.backend.count_tokens(prompt)
         if tokens + _MIN_REPLY_TOKENS > self.backend.n_ctx:
             self.emit(
@@ -150,15 +163,36 @@ class _Run:
             reply_room = self.backend.n_ctx - tokens
             forced = force_tools if iteration == 1 else None
             outcome = self.one_call(iteration, prompt, reply_room, forced)
+            if isinstance(outcome, _Tripped):
+                return self.final_answer(iteration + 1, outcome.why)
             if outcome is not None:
                 return outcome
         self.emit(Notice(f"stopped after {limit} model calls (max_iterations)"))
         return Completed("max_iterations", self.last_text)
 
+    def final_answer(self, iteration: int, why: str) -> Completed:
+        """One more model call with the tools withheld; its text is the answer."""
+        self.emit(Notice(f"{why}; tools withheld, asking the model to answer from the results"))
+        self.emit(IterationStart(iteration, self.config.max_iterations))
+        fitted = self.fit_context(final=True)
+        if fitted is None:
+            return Completed("error", self.last_text)
+        prompt, tokens = fitted
+        outcome = self.one_call(iteration, prompt, self.backend.n_ctx - tokens, None, final=True)
+        if isinstance(outcome, Completed) and outcome.reason == "done" and not outcome.text:
+            return Completed("repeated_tool_call", "")
+        return outcome if isinstance(outcome, Completed) else Completed("repeated_tool_call", "")
+
     def one_call(
-        self, iteration: int, prompt: str, reply_room: int, forced: list[ToolSpec] | None
-    ) -> Completed | None:
-        """Stream one completion and run its tool calls; a Completed ends the prompt."""
+        self,
+        iteration: int,
+        prompt: str,
+        reply_room: int,
+        forced: list[ToolSpec] | None,
+        final: bool = False,
+    ) -> Completed | _Tripped | None:
+        """Stream one completion and run its tool calls; a Completed ends the prompt, a
+        _Tripped asks for the final answer. A ``final`` call's tool calls are dropped."""
         sampling = sampling_from(self.config)
         max_tokens = min(sampling.max_tokens, reply_room - 1)
         splitter = ReplySplitter()
@@ -205,6 +239,8 @@ class _Run:
                 "", [MalformedCall(splitter.buffer, f"a tool call was required but {cut}")]
             )
             rest = ""
+        if final and reply.calls:
+            reply, rest = ParsedReply(reply.text), ""
         if rest:
             self.emit(TextDelta(rest))
         self.last_text = reply.text
@@ -215,25 +251,28 @@ class _Run:
             )
         calls = [self.to_tool_call(c) for c in reply.calls]
         self.conversation.append(Message("assistant", reply.text, tool_calls=[c for c, _ in calls]))
+        tripped: _Tripped | None = None
         for call, problem in calls:
+            # Every call gets a result, run or not: templates expect one per call.
             if self.control.cancelled():
                 self.record(call, ToolOutcome(False, "cancelled by the user before it ran"))
-                continue
-            stop = self.run_call(call, problem)
-            if stop is not None:
-                return stop
+            elif tripped is not None:
+                self.record(call, ToolOutcome(False, "not run: tools were withheld"))
+            else:
+                tripped = self.run_call(call, problem)
         if self.control.cancelled():
             return Completed("cancelled", self.last_text)
-        return None
+        return tripped
 
     def to_tool_call(self, parsed: ParsedCall | MalformedCall) -> tuple[ToolCall, str]:
-        """A call with its id, and what is wrong with it ("" when it may run)."""
+        """A call with its id, and what is wrong with it ("" when it may run). The texts carry
+        no example call: small models copy an example back verbatim, turn after turn."""
         call_id = self.conversation.next_call_id()
         if isinstance(parsed, MalformedCall):
             name = parsed.name or "invalid_tool_call"
             return ToolCall(call_id, name, {}), (
-                f"your tool call could not be read: {parsed.error}. Write it as "
-                '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call> and try again.'
+                f"your tool call could not be read: {parsed.error}. Write the tool's name and its"
+                " arguments as one JSON object, in the format the instructions above give."
             )
         spec = self.by_name.get(parsed.name)
         if spec is None:
@@ -248,38 +287,30 @@ class _Run:
             )
         return ToolCall(call_id, parsed.name, parsed.arguments), ""
 
-    def run_call(self, call: ToolCall, problem: str) -> Completed | None:
+    def run_call(self, call: ToolCall, problem: str) -> _Tripped | None:
         self.emit(ToolStart(call.id, call.name, call.arguments))
         if problem:
             self.record(call, ToolOutcome(False, f"error: {problem}"))
+            self.bad_calls += 1
+            if self.bad_calls >= BAD_CALL_LIMIT:
+                return _Tripped(f"the model made {self.bad_calls} tool calls that could not run")
             return None
         signature = f"{call.name}:{json.dumps(call.arguments, sort_keys=True)}"
         self.repeats[signature] = self.repeats.get(signature, 0) + 1
         count = self.repeats[signature]
-        if count > REPEAT_LIMIT:
-            self.record(call, ToolOutcome(False, "error: refused, repeated call"))
-            self.emit(
-                Notice(f"the model kept repeating {call.name} with the same arguments; stopped")
-            )
-            return Completed("repeated_tool_call", self.last_text)
-        if count == REPEAT_LIMIT:
-            self.emit(
-                Notice(f"the model repeated {call.name} {count} times with the same arguments")
-            )
+        if self.previous == (signature, True) or count >= REPEAT_LIMIT:
             self.record(
                 call,
-                ToolOutcome(
-                    False,
-                    f"error: you already called {call.name} with these arguments {count - 1} times and"
-                    " the result is above. Do not call it again: answer the user with what you have.",
-                ),
+                ToolOutcome(False, "not run: the same call was made before; its result is above"),
             )
-            return None
+            times = "again" if count == 2 else f"{count} times"
+            return _Tripped(f"the model called {call.name} with the same arguments {times}")
         context = CallContext(self.emit, self.control.cancelled, self.control.ask)
         try:
             outcome = self.tools.execute(call, context)
         except LlamachatError as exc:
             outcome = ToolOutcome(False, f"error: {exc.message}")
+        self.previous = (signature, outcome.success)
         self.record(call, outcome)
         return None
 
@@ -288,6 +319,13 @@ class _Run:
         self.conversation.append(
             Message("tool", outcome.output, tool_call_id=call.id, name=call.name)
         )
+
+
+@dataclass(frozen=True)
+class _Tripped:
+    """The guard tripped: the prompt ends with an answer written without tools."""
+
+    why: str
 
 
 def run_agent_loop(

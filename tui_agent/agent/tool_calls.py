@@ -162,12 +162,16 @@ def _parse_mistral(text: str) -> ParsedReply | None:
 
 
 def _parse_json_reply(text: str) -> ParsedReply | None:
-    """The fallback: the whole reply is a JSON tool call (maybe in a ```json fence)."""
+    """The fallback: the reply starts with a JSON tool call (maybe in a ```json fence).
+
+    Only the first JSON value counts: small models follow a call with an echoed
+    ``<tool_response>`` or more calls of their own invention, which are dropped.
+    """
     body = _strip_fence(text.strip())
     if not body.startswith(("{", "[")):
         return None
-    values, error = _json_values(body)
-    if error or len(values) != 1:
+    values, _ = _json_values(body, limit=1)
+    if not values:
         return None
     items = values[0] if isinstance(values[0], list) else [values[0]]
     if not items or not all(_looks_like_call(i) for i in items):
@@ -184,7 +188,7 @@ def _looks_like_call(value: Any) -> bool:
 
 
 def _strip_fence(text: str) -> str:
-    match = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, re.S)
+    match = re.match(r"```(?:json)?\s*(.*?)\s*(?:```|$)", text, re.S)
     return match.group(1) if match else text
 
 
@@ -264,10 +268,9 @@ class ReplySplitter:
         if self._in_call:
             return ""
         if self._json_mode is None:
-            stripped = self.buffer.lstrip()
-            if not stripped:
+            self._json_mode = _held_whole(self.buffer.lstrip())
+            if self._json_mode is None:
                 return ""
-            self._json_mode = stripped[0] in "{["
         if self._json_mode:
             return ""
         # Released text holds no marker, so only the unreleased tail needs searching: the work per
@@ -291,6 +294,21 @@ class ReplySplitter:
         new = self.buffer[len(self.released) : max(end, len(self.released))]
         self.released += new
         return new
+
+
+def _held_whole(start: str) -> bool | None:
+    """Whether a reply beginning with ``start`` may be a bare JSON call, so nothing of it is
+    shown until it is complete: it opens with ``{`` or ``[``, or with a fence whose body does.
+    None while the start is too short to tell."""
+    if not start:
+        return None
+    if start[0] in "{[":
+        return True
+    if not start.startswith("```"):
+        return None if "```".startswith(start) else False
+    _, newline, body = start.partition("\n")
+    body = body.lstrip()
+    return body[0] in "{[" if newline and body else None
 
 
 def _partial_marker_length(text: str) -> int:

@@ -90,7 +90,8 @@ def forced_tools(stack: ToolStack, names: list[str]) -> list[ToolSpec] | None:
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise ConfigError(
-            f"--force-tool: unknown tool {unknown[0]!r}", f"available: {', '.join(specs)}"
+            f"--force-tool: {unknown[0]!r} is not a tool this run can use without asking",
+            f"available: {', '.join(specs)}; allow another with --allow RULE",
         )
     return [specs[n] for n in names]
 
@@ -109,6 +110,7 @@ def run_headless(args: argparse.Namespace) -> int:
     )
     printer = _printer(args.output_format)
     stack = build_tools(config, args.allow, args.deny)
+    stack.gate.offer_only_unasked = True
     try:
         for status in stack.start():
             if status.state == "failed":

@@ -36,9 +36,15 @@ class ToolGate:
         self.config_path = config_path
         self._persisted_allow = persisted_allow or (lambda: [])
         self.denials = 0
+        # Headless runs have no one to ask: offer the model only the tools that can run
+        # without asking (small models pick write and shell tools first, then hit denials).
+        self.offer_only_unasked = False
 
     def specs(self) -> list[ToolSpec]:
-        return self.hub.specs()
+        specs = self.hub.specs()
+        if self.offer_only_unasked:
+            return [s for s in specs if self.policy.may_run_unasked(s)]
+        return specs
 
     def execute(self, call: ToolCall, context: CallContext) -> ToolOutcome:
         spec = next((s for s in self.specs() if s.name == call.name), None)

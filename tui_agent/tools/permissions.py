@@ -279,6 +279,15 @@ class PermissionPolicy:
                     found.append(f"it names {value}, which a [permissions] rule guards")
         return found
 
+    def may_run_unasked(self, spec: ToolSpec) -> bool:
+        """Whether some call of this tool runs without asking: its default allows it or an
+        allow rule names it, and no pattern-less deny or ask rule takes it whole."""
+        if any(r.pattern is None and r.names(spec.name) for r in (*self.deny, *self.ask)):
+            return False
+        if any(r.names(spec.name) for r in self.allow):
+            return True
+        return self.default(ToolCall("-", spec.name, {}), spec).policy == "allow"
+
     # --- defaults and suggestions -----------------------------------------------------------
 
     def default(self, call: ToolCall, spec: ToolSpec | None) -> Verdict:
