@@ -85,10 +85,17 @@ def test_headless_denial_exit_status(tmp_path: Path) -> None:
     config.write_text(
         f'[tools]\nworkspace_root = "{tmp_path}"\n[agent]\ntemperature = 0.0\nmax_iterations = 2\n'
     )
+    # An allow rule for one file offers write_file; the forced call to any other path asks,
+    # and headless nobody answers.
+    allow = ["--allow", "write_file(only-this-one.txt)"]
     result = run_cli(
-        "-p", "Write hi to a file", "--force-tool", "write_file", "--config", str(config)
+        "-p", "Write hi to a file", "--force-tool", "write_file", *allow, "--config", str(config)
     )
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert "denied" in result.stderr and list(tmp_path.iterdir()) == [config]
     unknown = run_cli("-p", "x", "--force-tool", "nope", "--config", str(config))
-    assert unknown.returncode == 2 and "unknown tool 'nope'" in unknown.stderr
+    assert unknown.returncode == 2 and "'nope' is not a tool this run can use" in unknown.stderr
+    unoffered = run_cli("-p", "x", "--force-tool", "run_shell", "--config", str(config))
+    assert unoffered.returncode == 2 and "available: glob, grep, list_dir, read_file" in (
+        unoffered.stderr
+    )

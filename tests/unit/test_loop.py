@@ -87,7 +87,7 @@ def test_tool_call_result_then_answer() -> None:
     events, conversation = run(backend, "weather in Oslo?", tools)
     kinds = [type(e).__name__ for e in events if not isinstance(e, TextDelta | TurnStatistics)]
     assert kinds == ["IterationStart", "ToolStart", "ToolResult", "IterationStart", "Completed"]
-    assert tools.ran == [ToolCall("call_1", "get_weather", {"city": "Oslo"})]
+    assert tools.ran == [ToolCall("call00001", "get_weather", {"city": "Oslo"})]
     result = next(e for e in events if isinstance(e, ToolResult))
     assert result.success and result.output == "sunny in Oslo, 21C"
     assert "<tool_call>" not in text_of(events), "tool-call markup must never reach the text stream"

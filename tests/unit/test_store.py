@@ -99,7 +99,7 @@ def test_round_trip_of_every_kind_of_record(db: Path) -> None:
     assert result.data == {
         "success": True,
         "denied": False,
-        "tool_call_id": "call_1",
+        "tool_call_id": "call00001",
         "name": "get_weather",
     }
     restored = store.load_conversation(sid)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
+from tui_agent.agent.tool_calls import PRESERVED_TOKENS
 from tui_agent.engine.chat_template import ChatRenderer, renderer_for
 from tui_agent.engine.generation import Sampling, TurnStats, count_tokens, stream_completion
 from tui_agent.engine.resident import ResidentModel
@@ -66,7 +67,9 @@ class LlamaBackend:
         force_tools: list[ToolSpec] | None = None,
     ) -> Generator[str, None, TurnStats]:
         grammar = tool_call_grammar(force_tools) if force_tools else None
-        return stream_completion(self.model, prompt, sampling, should_stop, grammar)
+        return stream_completion(
+            self.model, prompt, sampling, should_stop, grammar, PRESERVED_TOKENS
+        )
 
 
 def tool_call_schema(tools: list[ToolSpec]) -> dict[str, Any]:

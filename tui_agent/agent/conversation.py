@@ -50,9 +50,11 @@ class Conversation:
         self.messages.append(message)
 
     def next_call_id(self) -> str:
-        # Counter ids keep the rendered prompt identical when it is rendered again.
+        # Counter ids keep the rendered prompt identical when it is rendered again; nine
+        # letters and digits because Mistral Nemo's template refuses any other id.
         self.tool_calls_made += 1
-        return f"call_{self.tool_calls_made}"
+        n = self.tool_calls_made
+        return f"call{n:05d}" if n < 100_000 else f"{n:09d}"
 
     def system_text(self, tools: list[ToolSpec], describe_tools: bool) -> str:
         text = self.system_prompt

@@ -25,6 +25,22 @@ PYTHON_TAG = "<|python_tag|>"
 MISTRAL_TAG = "[TOOL_CALLS]"
 FUNCTION_OPEN = "<function="
 MARKERS = (TOOL_CALL_OPEN, PYTHON_TAG, MISTRAL_TAG, FUNCTION_OPEN)
+# Special tokens the model's text keeps (others are dropped when detokenizing): the markup that
+# tool calls and reasoning are written in, which some vocabularies hold as control tokens.
+PRESERVED_TOKENS = frozenset(
+    {
+        TOOL_CALL_OPEN,
+        TOOL_CALL_CLOSE,
+        PYTHON_TAG,
+        MISTRAL_TAG,
+        "[ARGS]",
+        "[CALL_ID]",
+        "<|tool_call|>",
+        "<|/tool_call|>",
+        "<think>",
+        "</think>",
+    }
+)
 _DECODER = json.JSONDecoder()
 
 

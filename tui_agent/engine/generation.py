@@ -6,6 +6,9 @@ produced and the KV cache stays consistent for the next turn.
 
 from __future__ import annotations
 
+import codecs
+import ctypes
+import random
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -66,45 +69,130 @@ def stream_completion(
     sampling: Sampling,
     should_stop: Callable[[], bool] = lambda: False,
     grammar: Any = None,
+    keep_special: frozenset[str] = frozenset(),
 ) -> Generator[str, None, TurnStats]:
-    """Yield text pieces as they are generated; the generator's return value is the TurnStats."""
+    """Yield text pieces as they are generated; the generator's return value is the TurnStats.
+
+    Tokens are detokenized one at a time (llama-cpp-python's create_completion detokenizes the
+    whole reply again for every token, and drops every special token). Special tokens whose text
+    is in ``keep_special`` (tool-call and reasoning markup such as ``[TOOL_CALLS]``) are kept;
+    other special tokens are dropped, and an end-of-generation token ends the reply.
+    """
     llama = model.llama
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     cached = llama.longest_token_prefix(llama._input_ids[: llama.n_tokens], tokens)
     # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.
     stats = TurnStats(prompt_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1))
     llama.n_batch = max(1, min(sampling.n_batch, model.settings.n_batch))
+    llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randint(0, 2**32 - 1))
+    pieces = _Pieces(llama, keep_special)
+    stops = _StopMatcher(sampling.stop)
     started = time.perf_counter()
-    stream = llama.create_completion(
+    stream = llama.generate(
         tokens,
-        max_tokens=sampling.max_tokens,
-        temperature=sampling.temperature,
         top_k=sampling.top_k,
         top_p=sampling.top_p,
         min_p=sampling.min_p,
+        temp=sampling.temperature,
         repeat_penalty=sampling.repeat_penalty,
-        seed=None if sampling.seed < 0 else sampling.seed,
-        stop=list(sampling.stop) or None,
         grammar=grammar,
-        stream=True,
     )
+    stats.finish_reason = "length"
     try:
-        for chunk in stream:
-            choice = chunk["choices"][0]
+        for token in stream:
             if stats.time_to_first_token == 0.0:
                 stats.time_to_first_token = time.perf_counter() - started
-            if choice.get("finish_reason"):
-                # The closing chunk carries the reason, not a token.
-                stats.finish_reason = str(choice["finish_reason"])
-            else:
-                stats.generated_tokens += 1
-            if choice["text"]:
-                yield choice["text"]
+            if pieces.ends_generation(token):
+                stats.finish_reason = "stop"
+                break
+            stats.generated_tokens += 1
+            shown, stopped = stops.feed(pieces.text(token))
+            if shown:
+                yield shown
+            if stopped:
+                stats.finish_reason = "stop"
+                break
             if should_stop():
                 stats.finish_reason = "cancelled"
                 break
+            if stats.generated_tokens >= sampling.max_tokens:
+                break
+        if stats.finish_reason != "cancelled" and (rest := stops.finish(pieces.flush())):
+            yield rest
     finally:
         stream.close()
         stats.generation_seconds = time.perf_counter() - started
         model.record_turn(stats.evaluated_tokens, stats.generated_tokens, stats.generation_seconds)
     return stats
+
+
+class _Pieces:
+    """Token → text, one token at a time, with UTF-8 sequences split across tokens joined."""
+
+    def __init__(self, llama: Any, keep_special: frozenset[str]) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self._vocab = llama._model.vocab
+        self._keep = keep_special
+        self._buffer = ctypes.create_string_buffer(256)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def ends_generation(self, token: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def _piece(self, token: int, special: bool) -> bytes:
+        size = self._llama_cpp.llama_token_to_piece(
+            self._vocab, token, self._buffer, len(self._buffer), 0, special
+        )
+        if size < 0:  # the buffer is too small: -size is what it needs
+            self._buffer = ctypes.create_string_buffer(-size)
+            size = self._llama_cpp.llama_token_to_piece(
+                self._vocab, token, self._buffer, len(self._buffer), 0, special
+            )
+        return bytes(self._buffer.raw[:size])
+
+    def text(self, token: int) -> str:
+        piece = self._piece(token, special=False)
+        if not piece:  # a control token: kept only when it is markup the agent reads
+            special = self._piece(token, special=True)
+            piece = special if special.decode("utf-8", errors="replace") in self._keep else b""
+        return str(self._decoder.decode(piece))
+
+    def flush(self) -> str:
+        return str(self._decoder.decode(b"", final=True))
+
+
+class _StopMatcher:
+    """Holds back text that may be the start of a stop string; reports when one appears."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = [s for s in stops if s]
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        if not self._stops:
+            return text, False
+        self._pending += text
+        hits = [i for i in (self._pending.find(s) for s in self._stops) if i != -1]
+        if hits:
+            shown, self._pending = self._pending[: min(hits)], ""
+            return shown, True
+        keep = max(
+            (
+                n
+                for s in self._stops
+                for n in range(min(len(s) - 1, len(self._pending)), 0, -1)
+                if self._pending.endswith(s[:n])
+            ),
+            default=0,
+        )
+        cut = len(self._pending) - keep
+        shown, self._pending = self._pending[:cut], self._pending[cut:]
+        return shown, False
+
+    def finish(self, text: str) -> str:
+        """The last text and whatever was held back: the reply ended without a stop string."""
+        shown, stopped = self.feed(text)
+        rest, self._pending = ("" if stopped else self._pending), ""
+        return shown + rest

@@ -313,7 +313,8 @@ class SessionStore:
         messages = [e for e in entries if e.kind == "message" and e.id >= start]
         conversation.messages = [_message_from(e) for e in messages]
         calls = [c.id for e in entries if e.kind == "message" for c in _message_from(e).tool_calls]
-        numbers = [int(m.group(1)) for c in calls if (m := re.fullmatch(r"call_(\d+)", c))]
+        # Ids are call00001 now, call_1 in sessions saved before; a new call continues either.
+        numbers = [int(m.group(1)) for c in calls if (m := re.fullmatch(r"(?:call_?)?(\d+)", c))]
         conversation.tool_calls_made = max(numbers, default=0)
         return conversation
 
