@@ -59,6 +59,13 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """The model's reasoning (``<think>`` … ``</think>``) as it streams, apart from the reply."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolStart:
     call_id: str
     name: str
@@ -172,6 +179,7 @@ Event = (
     | ModelLoaded
     | IterationStart
     | TextDelta
+    | ReasoningDelta
     | ToolStart
     | PermissionRequest
     | PermissionResult

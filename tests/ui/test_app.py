@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from textual.widgets import OptionList
+from textual.widgets import Collapsible, OptionList, Static
 
 from tests.fake_hub import populate_cache
 from tests.scripted import ScriptedBackend
@@ -432,3 +432,36 @@ async def test_escape_stops_a_download(tmp_path: Path) -> None:
             pilot, lambda: any("Pick another with /model" in n for n in notifications(app))
         )
         assert not app.query(UserMessage)
+
+
+async def test_reasoning_is_shown_collapsed_above_the_reply_and_restored(tmp_path: Path) -> None:
+    thought = "The notes say the keeper sleeps in the tower, so I can answer directly."
+    backend = ScriptedBackend(
+        [f"<think>\n{thought}\n</think>\n\nIn the tower.", call("list_dir"), "Done."],
+        piece_size=4,
+    )
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "where is the keeper?")
+        await wait_until(pilot, lambda: "In the tower." in replies(app), what="the reply")
+        await wait_until(pilot, lambda: app.status.info.state == "ready", what="done")
+        reply = app.query_one(AssistantMessage)
+        box = reply.query_one(Collapsible)
+        assert box.collapsed and box.title == f"reasoning ({len(thought.split())} words)"
+        assert reply.reasoning.strip() == thought and "<think>" not in reply.text
+        box.collapsed = False
+        await pilot.pause()
+        assert thought in str(reply.query_one(".reasoning-text", Static).render())
+        session = app.controller.conversation.id  # type: ignore[union-attr]
+        store = app.controller.store
+        assert store is not None
+        saved = [e for e in store.entries(session) if e.role == "assistant"]
+        assert saved[0].data["reasoning"] == thought
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: not app.query(UserMessage), what="new session")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="browser")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "In the tower." in replies(app), what="restored")
+        restored = app.query(AssistantMessage).first()
+        assert restored.reasoning == thought and restored.query_one(Collapsible).collapsed

@@ -21,6 +21,7 @@ from tui_agent.events import (
     Event,
     IterationStart,
     Notice,
+    ReasoningDelta,
     TextDelta,
     ToolResult,
     TurnStatistics,
@@ -512,3 +513,17 @@ def test_compaction_keeps_roles_alternating_for_strict_templates() -> None:
     events, _ = run(backend, "thanks", tools, conversation=conversation)
     assert completed(events) == Completed("done", "It is sunny.")
     assert "<start_of_turn>user\n(The earlier conversation is summarized" in backend.prompts[-1]
+
+
+def test_reasoning_is_its_own_event_and_saved_with_the_reply() -> None:
+    backend = ScriptedBackend(["<think>\nOslo is in Norway.\n</think>\n\nIt is in Norway."])
+    events, conversation = run(backend, "Where is Oslo?")
+    thought = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    assert thought.strip() == "Oslo is in Norway." and text_of(events) == "It is in Norway."
+    assert completed(events) == Completed("done", "It is in Norway.")
+    assert conversation.messages[-1] == Message(
+        "assistant", "It is in Norway.", reasoning="Oslo is in Norway."
+    )
+    rendered = conversation.for_template([], True)[-1]
+    assert rendered["reasoning_content"] == "Oslo is in Norway."
+    assert "<think>" not in rendered["content"]

@@ -80,6 +80,39 @@ GOLDEN = [
         "Sure.",
         [ParsedCall("a", {"x": 1}), ParsedCall("b", {})],
     ),
+    # Llama 3.1 built-in function style
+    (
+        '<function=get_weather>{"city": "Oslo"}</function>',
+        "",
+        [ParsedCall("get_weather", {"city": "Oslo"})],
+    ),
+    # Phi-4 (closed) and Granite (unclosed)
+    (
+        'Let me check.<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Oslo"}}]<|/tool_call|>',
+        "Let me check.",
+        [ParsedCall("get_weather", {"city": "Oslo"})],
+    ),
+    (
+        '<|tool_call|>[{"name": "a", "arguments": {}}, {"name": "b", "arguments": {"n": 1}}]',
+        "",
+        [ParsedCall("a", {}), ParsedCall("b", {"n": 1})],
+    ),
+    # Gemma 3 tool_code, LFM2 pythonic, bare pythonic lists
+    (
+        'I will look it up.\n```tool_code\nget_weather(city="Oslo", days=2)\n```',
+        "I will look it up.",
+        [ParsedCall("get_weather", {"city": "Oslo", "days": 2})],
+    ),
+    (
+        '<|tool_call_start|>[get_weather(city="Oslo"), list_dir()]<|tool_call_end|>Checking.',
+        "Checking.",
+        [ParsedCall("get_weather", {"city": "Oslo"}), ParsedCall("list_dir", {})],
+    ),
+    (
+        '[read_file(path="a.txt", start_line=3)]',
+        "",
+        [ParsedCall("read_file", {"path": "a.txt", "start_line": 3})],
+    ),
     # Plain JSON fallback, OpenAI shape, lists, fences
     ('{"name": "t", "arguments": {"n": 2}}', "", [ParsedCall("t", {"n": 2})]),
     (
@@ -93,6 +126,8 @@ GOLDEN = [
     ("Just an answer.", "Just an answer.", []),
     ('{"answer": 42}', '{"answer": 42}', []),
     ("Use `{name}` in templates.", "Use `{name}` in templates.", []),
+    ("[see the docs](https://x.y)", "[see the docs](https://x.y)", []),
+    ("[f(x) for x in xs]", "[f(x) for x in xs]", []),
 ]
 
 
@@ -126,6 +161,24 @@ def test_malformed_calls_become_errors(output: str, error: str) -> None:
     assert isinstance(bad, MalformedCall) and error in bad.error
 
 
+@pytest.mark.parametrize(
+    ("output", "error", "name"),
+    [
+        ('```tool_code\nget_weather("Oslo")\n```', "given by name", "get_weather"),
+        ("```tool_code\nget_weather(city=os.getcwd())\n```", "literals", "get_weather"),
+        (
+            "<|tool_call_start|>[get_weather(city=]<|tool_call_end|>",
+            "not a Python call",
+            "get_weather",
+        ),
+        ("<|tool_call|>[{name: 1}]<|/tool_call|>", "invalid JSON", ""),
+    ],
+)
+def test_malformed_family_calls(output: str, error: str, name: str) -> None:
+    bad = parse_reply(output).calls[-1]
+    assert isinstance(bad, MalformedCall) and error in bad.error and bad.name == name
+
+
 def test_malformed_call_keeps_the_name_when_it_can() -> None:
     bad = parse_reply('<tool_call>{"name": "read_file", "arguments": {path: 1}}</tool_call>').calls[
         0
@@ -140,6 +193,10 @@ def test_malformed_call_keeps_the_name_when_it_can() -> None:
         ("<tool_call>\n<function=NAME>\n<parameter=x>", "qwen3_coder"),
         ("[AVAILABLE_TOOLS][TOOL_CALLS]", "mistral"),
         ("<|start_header_id|>ipython<|end_header_id|>", "llama3"),
+        ("<|tool_call|>{{ x }}<|/tool_call|>", "phi4"),
+        ("<|start_of_role|>assistant<|end_of_role|><|tool_call|>", "granite"),
+        ("<|tool_call_start|>[{{ call }}]<|tool_call_end|>", "lfm2"),
+        ("<start_of_turn>user\n{{ m }}<end_of_turn>", "gemma"),
         ("{{ messages }}", "json"),
     ],
 )
@@ -177,7 +234,7 @@ def test_plain_text_streams_through_unchanged(text: str, sizes: list[int]) -> No
     shown, position, index = "", 0, 0
     while position < len(text):
         size = sizes[index % len(sizes)]
-        shown += splitter.feed(text[position : position + size])
+        shown += splitter.feed(text[position : position + size])[0]
         position, index = position + size, index + 1
     _, rest = splitter.finish()
     assert shown + rest == text or (shown + rest).strip() == text.strip()
@@ -186,7 +243,7 @@ def test_plain_text_streams_through_unchanged(text: str, sizes: list[int]) -> No
 def test_marker_split_across_pieces_is_never_shown() -> None:
     splitter = ReplySplitter()
     shown = "".join(
-        splitter.feed(p)
+        splitter.feed(p)[0]
         for p in ["Hi <tool", "_ca", 'll>{"name": "x", "arguments": {}}</tool_call>']
     )
     reply, rest = splitter.finish()
@@ -195,7 +252,7 @@ def test_marker_split_across_pieces_is_never_shown() -> None:
 
 def stream(pieces: list[str]) -> tuple[str, list[ParsedCall | MalformedCall], str]:
     splitter = ReplySplitter()
-    shown = "".join(splitter.feed(p) for p in pieces)
+    shown = "".join(splitter.feed(p)[0] for p in pieces)
     reply, rest = splitter.finish()
     return shown, reply.calls, rest
 
@@ -224,3 +281,50 @@ def test_a_code_fence_streams_as_it_comes() -> None:
         and shown.startswith("```python\nprint(1)")
         and shown + rest == ("```python\nprint(1)\n```\nDone.")
     )
+
+
+@pytest.mark.parametrize(("output", "text", "calls"), [g for g in GOLDEN if g[2]])
+@pytest.mark.parametrize("size", [1, 3, 8])
+def test_streaming_shows_no_markup(
+    output: str, text: str, calls: list[ParsedCall], size: int
+) -> None:
+    """Every family's reply, streamed in pieces: the user sees the text and never the call."""
+    shown, parsed, rest = stream([output[i : i + size] for i in range(0, len(output), size)])
+    assert parsed == calls
+    assert (shown + rest).split() == text.split(), (shown, rest)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 40])
+def test_reasoning_streams_apart_and_is_kept_out_of_the_text(size: int) -> None:
+    """Qwen3: <think> first, then the call; the user sees neither tag nor call as text."""
+    reply = (
+        "<think>\nThe user wants the weather. I should call get_weather.\n</think>\n\n"
+        'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    )
+    splitter = ReplySplitter()
+    shown, thought = "", ""
+    for i in range(0, len(reply), size):
+        text, reasoning = splitter.feed(reply[i : i + size])
+        shown, thought = shown + text, thought + reasoning
+    thought += splitter.unreleased_reasoning
+    parsed, rest = splitter.finish()
+    assert thought.strip() == "The user wants the weather. I should call get_weather."
+    assert parsed.reasoning == thought.strip() and "<think>" not in shown + rest
+    assert (shown + rest).strip() == "Let me check." == parsed.text
+    assert parsed.calls == [ParsedCall("get_weather", {"city": "Oslo"})]
+
+
+def test_reasoning_opened_by_the_prompt_and_never_closed() -> None:
+    splitter = ReplySplitter(thinking=True)
+    assert splitter.feed("Hmm, let me think") == ("", "Hmm, let me think")
+    assert splitter.feed(" more </thi") == ("", " more ")
+    parsed, rest = splitter.finish()
+    assert parsed.reasoning == "Hmm, let me think more </thi" and parsed.text == "" and rest == ""
+
+
+def test_text_that_only_looks_like_think_at_first() -> None:
+    splitter = ReplySplitter()
+    assert splitter.feed("<th") == ("", "")
+    assert splitter.feed("ings> are tags") == ("<things> are tags", "")
+    parsed, _ = splitter.finish()
+    assert parsed.reasoning == "" and parsed.text == "<things> are tags"

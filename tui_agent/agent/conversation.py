@@ -33,6 +33,8 @@ class Message:
     name: str = ""
     # The reply was cut short by a cancel (or a crash); the text is what had streamed.
     interrupted: bool = False
+    # The model's reasoning before this reply (``<think>``), kept apart from its text.
+    reasoning: str = ""
     # The history entry this message is saved as (None until the session store has it).
     store_id: int | None = field(default=None, compare=False)
 
@@ -83,6 +85,15 @@ class Conversation:
 
 
 def _message_for_template(message: Message, template_has_tools: bool) -> dict[str, Any]:
+    rendered = _plain_message_for_template(message, template_has_tools)
+    if message.reasoning and message.role == "assistant":
+        # Templates that know reasoning decide where it goes (Qwen3 keeps it only for the turn
+        # in progress); the others ignore the key.
+        rendered["reasoning_content"] = message.reasoning
+    return rendered
+
+
+def _plain_message_for_template(message: Message, template_has_tools: bool) -> dict[str, Any]:
     if message.role == "assistant" and message.tool_calls:
         if template_has_tools:
             return {

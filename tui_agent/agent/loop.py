@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from tui_agent.agent.backend import ModelBackend
 from tui_agent.agent.compaction import compact_conversation
 from tui_agent.agent.conversation import Conversation, Message
-from tui_agent.agent.tool_calls import MalformedCall, ParsedCall, ParsedReply, ReplySplitter
+from tui_agent.agent.tool_calls import (
+    THINK_OPEN,
+    MalformedCall,
+    ParsedCall,
+    ParsedReply,
+    ReplySplitter,
+)
 from tui_agent.config import AgentConfig
 from tui_agent.engine.generation import Sampling, TurnStats
 from tui_agent.errors import LlamachatError
@@ -27,6 +33,7 @@ from tui_agent.events import (
     IterationStart,
     Notice,
     PermissionRequest,
+    ReasoningDelta,
     TextDelta,
     ToolResult,
     ToolStart,
@@ -195,7 +202,8 @@ class _Run:
         _Tripped asks for the final answer. A ``final`` call's tool calls are dropped."""
         sampling = sampling_from(self.config)
         max_tokens = min(sampling.max_tokens, reply_room - 1)
-        splitter = ReplySplitter()
+        # A template may open the reasoning itself (Qwen3's generation prompt ends in <think>).
+        splitter = ReplySplitter(thinking=prompt.rstrip().endswith(THINK_OPEN))
         pieces = self.backend.stream(
             prompt,
             Sampling(**{**sampling.__dict__, "max_tokens": max_tokens}),
@@ -205,10 +213,12 @@ class _Run:
         stats = TurnStats()
         while True:
             try:
-                visible = splitter.feed(next(pieces))
+                visible, thought = splitter.feed(next(pieces))
             except StopIteration as done:
                 stats = done.value
                 break
+            if thought:
+                self.emit(ReasoningDelta(thought))
             if visible:
                 self.emit(TextDelta(visible))
         self.emit(
@@ -224,9 +234,13 @@ class _Run:
         )
         if stats.finish_reason == "cancelled" or self.control.cancelled():
             partial = splitter.released
-            self.conversation.append(Message("assistant", partial, interrupted=True))
+            self.conversation.append(
+                Message("assistant", partial, interrupted=True, reasoning=splitter.reasoning)
+            )
             self.last_text = partial
             return Completed("cancelled", partial)
+        if held := splitter.unreleased_reasoning:
+            self.emit(ReasoningDelta(held))
         reply, rest = splitter.finish()
         if forced and not reply.calls:
             # The grammar only admits a call, so text here means the call was cut short.
@@ -236,21 +250,30 @@ class _Run:
                 else "none was found"
             )
             reply = ParsedReply(
-                "", [MalformedCall(splitter.buffer, f"a tool call was required but {cut}")]
+                "",
+                [MalformedCall(splitter.buffer, f"a tool call was required but {cut}")],
+                reply.reasoning,
             )
             rest = ""
         if final and reply.calls:
-            reply, rest = ParsedReply(reply.text), ""
+            reply, rest = ParsedReply(reply.text, reasoning=reply.reasoning), ""
         if rest:
             self.emit(TextDelta(rest))
         self.last_text = reply.text
         if not reply.calls:
-            self.conversation.append(Message("assistant", reply.text))
+            self.conversation.append(Message("assistant", reply.text, reasoning=reply.reasoning))
             return Completed(
                 "end_of_sequence" if stats.finish_reason == "length" else "done", reply.text
             )
         calls = [self.to_tool_call(c) for c in reply.calls]
-        self.conversation.append(Message("assistant", reply.text, tool_calls=[c for c, _ in calls]))
+        self.conversation.append(
+            Message(
+                "assistant",
+                reply.text,
+                tool_calls=[c for c, _ in calls],
+                reasoning=reply.reasoning,
+            )
+        )
         tripped: _Tripped | None = None
         for call, problem in calls:
             # Every call gets a result, run or not: templates expect one per call.

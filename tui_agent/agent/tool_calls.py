@@ -5,8 +5,14 @@ Families people run locally write calls differently:
 - Hermes / Qwen 2.5: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
 - Qwen3-Coder: ``<tool_call><function=NAME><parameter=KEY>VALUE</parameter></function></tool_call>``
 - Llama 3.x: ``<|python_tag|>{"name": ..., "parameters": {...}}`` or the bare JSON object
+- Llama 3.1 built-in style: ``<function=NAME>{"arg": ...}</function>``
 - Mistral: ``[TOOL_CALLS][{"name": ..., "arguments": {...}}]`` or ``[TOOL_CALLS]NAME[ARGS]{...}``
-- anything else: a reply that is only a JSON object (or list) with a "name" key.
+- Phi-4 / Granite: ``<|tool_call|>[{"name": ..., "arguments": {...}}]`` (closed by
+  ``<|/tool_call|>`` on Phi-4, unclosed on Granite)
+- Gemma 3: ``` ```tool_code\nNAME(arg=1)\n``` ```; LFM2: ``<|tool_call_start|>[NAME(arg=1)]``
+  ``<|tool_call_end|>`` (Python call syntax, literal arguments only, read with ``ast``)
+- anything else: a reply that starts with a JSON object (or list) with a "name" key, or that is
+  only a Python-style list of calls.
 
 Small models mix these up, so every syntax is tried whatever the template says; the template's
 family is what `models check` reports. Parsing never raises: a call that cannot be read becomes a
@@ -15,6 +21,7 @@ family is what `models check` reports. Parsing never raises: a call that cannot 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,7 +31,18 @@ TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 PYTHON_TAG = "<|python_tag|>"
 MISTRAL_TAG = "[TOOL_CALLS]"
 FUNCTION_OPEN = "<function="
-MARKERS = (TOOL_CALL_OPEN, PYTHON_TAG, MISTRAL_TAG, FUNCTION_OPEN)
+PIPE_CALL_OPEN, PIPE_CALL_CLOSE = "<|tool_call|>", "<|/tool_call|>"
+LFM_CALL_OPEN, LFM_CALL_CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"
+TOOL_CODE_OPEN = "```tool_code"
+MARKERS = (
+    TOOL_CALL_OPEN,
+    PYTHON_TAG,
+    MISTRAL_TAG,
+    FUNCTION_OPEN,
+    PIPE_CALL_OPEN,
+    LFM_CALL_OPEN,
+    TOOL_CODE_OPEN,
+)
 # Special tokens the model's text keeps (others are dropped when detokenizing): the markup that
 # tool calls and reasoning are written in, which some vocabularies hold as control tokens.
 PRESERVED_TOKENS = frozenset(
@@ -35,8 +53,10 @@ PRESERVED_TOKENS = frozenset(
         MISTRAL_TAG,
         "[ARGS]",
         "[CALL_ID]",
-        "<|tool_call|>",
-        "<|/tool_call|>",
+        PIPE_CALL_OPEN,
+        PIPE_CALL_CLOSE,
+        LFM_CALL_OPEN,
+        LFM_CALL_CLOSE,
         "<think>",
         "</think>",
     }
@@ -61,10 +81,28 @@ class MalformedCall:
 class ParsedReply:
     text: str
     calls: list[ParsedCall | MalformedCall] = field(default_factory=list)
+    # What the model wrote between <think> and </think> (Qwen3, DeepSeek-R1 and others).
+    reasoning: str = ""
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(text: str, thinking: bool = False) -> tuple[str, str]:
+    """(reasoning, the rest) of a reply; ``thinking`` when the prompt already opened <think>.
+    Reasoning that is never closed is all reasoning: the model ran out before answering."""
+    body = text.lstrip()
+    if not thinking:
+        if not body.startswith(THINK_OPEN):
+            return "", text
+        body = body[len(THINK_OPEN) :]
+    reasoning, closed, rest = body.partition(THINK_CLOSE)
+    return reasoning.strip(), rest if closed else ""
 
 
 def detect_family(template: str) -> str:
-    """hermes | qwen3_coder | llama3 | mistral | json, from the chat template's own markup."""
+    """The tool-call markup a chat template writes: hermes | qwen3_coder | llama3 | mistral |
+    phi4 | granite | lfm2 | gemma | json."""
     if FUNCTION_OPEN in template and "<parameter=" in template:
         return "qwen3_coder"
     if TOOL_CALL_OPEN in template:
@@ -73,16 +111,108 @@ def detect_family(template: str) -> str:
         return "mistral"
     if PYTHON_TAG in template or "ipython" in template:
         return "llama3"
+    if PIPE_CALL_CLOSE in template:
+        return "phi4"
+    if PIPE_CALL_OPEN in template:
+        return "granite"
+    if LFM_CALL_OPEN in template:
+        return "lfm2"
+    if "tool_code" in template or "<start_of_turn>" in template:
+        return "gemma"
     return "json"
 
 
 def parse_reply(text: str) -> ParsedReply:
     """Split a reply into its text and its tool calls. Never raises."""
-    for parse in (_parse_tagged, _parse_mistral, _parse_python_tag, _parse_bare_functions):
+    for parse in (
+        _parse_tagged,
+        _parse_mistral,
+        _parse_python_tag,
+        _parse_pipe_tagged,
+        _parse_lfm,
+        _parse_tool_code,
+        _parse_bare_functions,
+    ):
         reply = parse(text)
         if reply is not None:
             return reply
-    return _parse_json_reply(text) or ParsedReply(text.strip())
+    return _parse_json_reply(text) or _parse_pythonic_reply(text) or ParsedReply(text.strip())
+
+
+def _parse_pipe_tagged(text: str) -> ParsedReply | None:
+    """Phi-4 ``<|tool_call|>[…]<|/tool_call|>`` and Granite's unclosed ``<|tool_call|>[…]``."""
+    if PIPE_CALL_OPEN not in text:
+        return None
+    before, _, rest = text.partition(PIPE_CALL_OPEN)
+    body, _, after = rest.partition(PIPE_CALL_CLOSE)
+    values, error = _json_values(_strip_fence(body.strip()), limit=1)
+    calls: list[ParsedCall | MalformedCall] = [
+        _call_from_value(v)
+        for value in values
+        for v in (value if isinstance(value, list) else [value])
+    ]
+    if error or not calls:
+        calls.append(MalformedCall(body.strip(), error or f"no JSON after {PIPE_CALL_OPEN}"))
+    return ParsedReply(_join([before, after]), calls)
+
+
+def _parse_lfm(text: str) -> ParsedReply | None:
+    if LFM_CALL_OPEN not in text:
+        return None
+    before, _, rest = text.partition(LFM_CALL_OPEN)
+    body, _, after = rest.partition(LFM_CALL_CLOSE)
+    return ParsedReply(_join([before, after]), _pythonic_calls(body))
+
+
+def _parse_tool_code(text: str) -> ParsedReply | None:
+    if TOOL_CODE_OPEN not in text:
+        return None
+    before, _, rest = text.partition(TOOL_CODE_OPEN)
+    body, _, after = rest.partition("```")
+    return ParsedReply(_join([before, after]), _pythonic_calls(body))
+
+
+def _parse_pythonic_reply(text: str) -> ParsedReply | None:
+    """A reply that is only ``[name(arg=1), …]`` (LFM2 and Llama 3.2 without their tags)."""
+    body = text.strip()
+    if not (body.startswith("[") and body.endswith(")]")):
+        return None
+    calls = _pythonic_calls(body)
+    if any(isinstance(c, MalformedCall) for c in calls):
+        return None
+    return ParsedReply("", calls)
+
+
+def _pythonic_calls(body: str) -> list[ParsedCall | MalformedCall]:
+    """Calls written as Python: ``name(a=1)`` or ``[a(x=1), b()]``; arguments must be literals
+    (read with ``ast.literal_eval``, nothing is ever executed)."""
+    source = body.strip()
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        return [MalformedCall(source, f"not a Python call: {exc}", _guess_python_name(source))]
+    nodes = tree.elts if isinstance(tree, ast.List | ast.Tuple) else [tree]
+    calls: list[ParsedCall | MalformedCall] = []
+    for node in nodes:
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name | ast.Attribute):
+            calls.append(MalformedCall(source, "expected name(argument=value, …)"))
+            continue
+        name = ast.unparse(node.func)
+        if node.args:
+            calls.append(MalformedCall(source, "arguments must be given by name", name))
+            continue
+        try:
+            arguments = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            calls.append(MalformedCall(source, "argument values must be literals", name))
+            continue
+        calls.append(ParsedCall(name, arguments))
+    return calls or [MalformedCall(source, "no call found")]
+
+
+def _guess_python_name(source: str) -> str:
+    match = re.match(r"\[?\s*([\w.]+)\(", source)
+    return match.group(1) if match else ""
 
 
 def _parse_tagged(text: str) -> ParsedReply | None:
@@ -115,6 +245,14 @@ _PARAMETER = re.compile(r"<parameter=([^>\s]+)>(.*?)(?:</parameter>|(?=<paramete
 def _parse_functions(body: str) -> list[ParsedCall | MalformedCall]:
     calls: list[ParsedCall | MalformedCall] = []
     for match in _FUNCTION.finditer(body):
+        inner = match.group(2).strip()
+        if inner.startswith("{"):  # Llama 3.1: <function=NAME>{"arg": …}</function>
+            values, error = _json_values(inner, limit=1)
+            if values and isinstance(values[0], dict):
+                calls.append(ParsedCall(match.group(1), values[0]))
+            else:
+                calls.append(MalformedCall(inner, error or "arguments are not a JSON object"))
+            continue
         arguments = {key: _xml_value(value) for key, value in _PARAMETER.findall(match.group(2))}
         calls.append(ParsedCall(match.group(1), arguments))
     return calls or [MalformedCall(body, "could not read a <function=NAME> block", "")]
@@ -266,20 +404,56 @@ def _join(parts: list[str]) -> str:
 
 
 class ReplySplitter:
-    """Decide, while tokens stream, which text the user may see now.
+    """Decide, while tokens stream, which text the user may see now, and which is reasoning.
 
-    Text before the first tool-call marker is released as it comes (minus a tail that could be the
-    start of a marker). From a marker on, nothing more is shown until the reply is complete. A reply
-    that starts with ``{`` or ``[`` is held whole: it may be a bare JSON tool call.
+    A reply that opens with ``<think>`` (or whose prompt opened it) streams its reasoning first,
+    through ``feed``'s second value. Then text before the first tool-call marker is released as it
+    comes (minus a tail that could be the start of a marker). From a marker on, nothing more is
+    shown until the reply is complete. A reply that starts with ``{`` or ``[`` (or a fence around
+    one) is held whole: it may be a bare JSON tool call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, thinking: bool = False) -> None:
         self.buffer = ""
         self.released = ""
+        self.reasoning = ""
+        self.thinking = thinking
+        self._head = ""  # the reply before the answer: reasoning, or not yet known to be
+        self._decided = thinking
+        self._after_reasoning = False
         self._in_call = False
         self._json_mode: bool | None = None
 
-    def feed(self, piece: str) -> str:
+    def feed(self, piece: str) -> tuple[str, str]:
+        """(text to show now, reasoning to show now)."""
+        if self._decided and not self.thinking:
+            if self._after_reasoning:  # the blank lines between </think> and the answer
+                piece = piece.lstrip()
+                self._after_reasoning = not piece
+            return self._feed_answer(piece), ""
+        self._head += piece
+        if not self._decided:
+            start = self._head.lstrip()
+            if THINK_OPEN.startswith(start):
+                return "", ""  # may still become <think>
+            self._decided = True
+            if not start.startswith(THINK_OPEN):
+                head, self._head = self._head, ""
+                return self._feed_answer(head), ""
+            self.thinking = True
+            self._head = start[len(THINK_OPEN) :]
+        reasoning, closed, rest = self._head.partition(THINK_CLOSE)
+        if closed:
+            self.thinking, self._after_reasoning = False, True
+            new = reasoning[len(self.reasoning) :]
+            self.reasoning = reasoning
+            return self.feed(rest)[0], new
+        end = len(reasoning) - _partial_length(reasoning, (THINK_CLOSE,))
+        new = reasoning[len(self.reasoning) : max(end, len(self.reasoning))]
+        self.reasoning += new
+        return "", new
+
+    def _feed_answer(self, piece: str) -> str:
         self.buffer += piece
         if self._in_call:
             return ""
@@ -299,12 +473,22 @@ class ReplySplitter:
         return self._release_to(len(self.buffer) - _partial_marker_length(self.buffer[start:]))
 
     def finish(self) -> tuple[ParsedReply, str]:
-        """Parse the whole reply; also return the text not released yet."""
+        """Parse the whole reply; also return the text not released yet. A reply whose
+        reasoning was never closed has no answer: all of it is reasoning."""
+        if not self._decided:  # the whole reply was a prefix of "<think>"
+            self._decided, head, self._head = True, self._head, ""
+            self._feed_answer(head)
         reply = parse_reply(self.buffer)
+        reply.reasoning = (self._head if self.thinking else self.reasoning).strip()
         shown = self.released.strip()
         if not reply.calls and not self._in_call:
             return reply, self.buffer[len(self.released) :]
         return reply, reply.text[len(shown) :] if reply.text.startswith(shown) else ""
+
+    @property
+    def unreleased_reasoning(self) -> str:
+        """Reasoning held back at the end (a tail that looked like the start of </think>)."""
+        return self._head[len(self.reasoning) :] if self.thinking else ""
 
     def _release_to(self, end: int) -> str:
         new = self.buffer[len(self.released) : max(end, len(self.released))]
@@ -329,8 +513,12 @@ def _held_whole(start: str) -> bool | None:
 
 def _partial_marker_length(text: str) -> int:
     """Length of the longest tail of text that is a proper prefix of a marker."""
+    return _partial_length(text, MARKERS)
+
+
+def _partial_length(text: str, markers: tuple[str, ...]) -> int:
     best = 0
-    for marker in MARKERS:
+    for marker in markers:
         for size in range(min(len(marker) - 1, len(text)), best, -1):
             if text.endswith(marker[:size]):
                 best = size

@@ -369,6 +369,8 @@ def _message_row(message: Message, data: dict[str, Any] | None) -> tuple[str, st
     if message.role == "tool":
         payload["tool_call_id"] = message.tool_call_id
         payload["name"] = message.name
+    if message.reasoning:
+        payload["reasoning"] = message.reasoning
     return (
         message.role,
         message.content,
@@ -389,6 +391,7 @@ def _message_from(entry: Entry) -> Message:
         entry.data.get("tool_call_id", ""),
         entry.data.get("name", ""),
         entry.interrupted,
+        reasoning=str(entry.data.get("reasoning", "")),
         store_id=entry.id,
     )
 

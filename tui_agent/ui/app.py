@@ -35,6 +35,7 @@ from tui_agent.events import (
     ModelLoadProgress,
     Notice,
     PermissionRequest,
+    ReasoningDelta,
     SessionChanged,
     TextDelta,
     ToolResult,
@@ -175,12 +176,23 @@ class LlamachatApp(App[None]):
         await self.pump_events()
 
     async def pump_events(self) -> None:
+        # Runs of deltas of one kind are written at once: one update per drain, not per token.
         text: list[str] = []
+        thoughts: list[str] = []
         while True:
             try:
                 event = self.controller.events.get_nowait()
             except queue.Empty:
                 break
+            if isinstance(event, ReasoningDelta):
+                if text:
+                    await self._write_reply("".join(text))
+                    text = []
+                thoughts.append(event.text)
+                continue
+            if thoughts:
+                await self._write_reasoning("".join(thoughts))
+                thoughts = []
             if isinstance(event, TextDelta):
                 text.append(event.text)
                 continue
@@ -188,10 +200,19 @@ class LlamachatApp(App[None]):
                 await self._write_reply("".join(text))
                 text = []
             await self.handle_event(event)
+        if thoughts:
+            await self._write_reasoning("".join(thoughts))
         if text:
             await self._write_reply("".join(text))
         elif self.current_reply is not None:
             await self.current_reply.idle()
+
+    async def _write_reasoning(self, text: str) -> None:
+        reply = self.current_reply
+        if reply is None:
+            reply = self.current_reply = AssistantMessage(streaming=True)
+            await self.transcript.add(reply)
+        await reply.think(text)
 
     async def _write_reply(self, text: str) -> None:
         reply = self.current_reply
@@ -210,7 +231,7 @@ class LlamachatApp(App[None]):
         reply, self.current_reply = self.current_reply, None
         if reply is None:
             return
-        if reply.text:
+        if reply.text or reply.reasoning:
             await reply.finish()
         else:
             await reply.remove()
@@ -554,8 +575,9 @@ def _widgets_for(entry: Entry, results: dict[object, Entry]) -> list[Widget]:
     if entry.role == "user":
         return [UserMessage(entry.content)]
     widgets: list[Widget] = []
-    if entry.content or entry.interrupted:
-        widgets.append(AssistantMessage(entry.content, entry.interrupted))
+    reasoning = str(entry.data.get("reasoning", ""))
+    if entry.content or entry.interrupted or reasoning:
+        widgets.append(AssistantMessage(entry.content, entry.interrupted, reasoning=reasoning))
     for call in entry.data.get("tool_calls", []):
         result = results.get(call["id"])
         restored = None

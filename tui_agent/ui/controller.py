@@ -16,7 +16,7 @@ from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.agent.worker import AgentWorker, Compact, NewSession, ResumeSession, SendPrompt
 from tui_agent.config import Config
-from tui_agent.events import Event, EventSink, Notice, TextDelta
+from tui_agent.events import Event, EventSink, Notice, ReasoningDelta, TextDelta
 from tui_agent.store.recorder import SessionRecorder
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.base import (
@@ -116,7 +116,8 @@ class ChatController:
 
     def _deliver(self, event: Event) -> None:
         self.events.put(printable_event(event))
-        if self.wake is not None and not isinstance(event, TextDelta):
+        # Streamed text waits for the next timer tick: a wake-up per token would cost a drain each.
+        if self.wake is not None and not isinstance(event, TextDelta | ReasoningDelta):
             self.wake()
 
     @property

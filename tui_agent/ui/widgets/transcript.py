@@ -183,11 +183,21 @@ class AssistantMessage(Vertical):
     DEFAULT_CLASSES = "message assistant"
     COMMIT_SECONDS = 2.0
 
-    def __init__(self, text: str = "", interrupted: bool = False, streaming: bool = False) -> None:
-        """``streaming``: the reply is still being written and arrives through ``append``."""
+    def __init__(
+        self,
+        text: str = "",
+        interrupted: bool = False,
+        streaming: bool = False,
+        reasoning: str = "",
+    ) -> None:
+        """``streaming``: the reply is still being written and arrives through ``append``;
+        ``reasoning``: what the model thought first, shown collapsed above the reply."""
         super().__init__()
         self.markdown = Markdown(text, parser_factory=shared_parser)
         self.text = text
+        self.reasoning = reasoning
+        self._thoughts = Static(Text(reasoning), classes="reasoning-text")
+        self._thinking: Collapsible | None = None
         # Composed with the message, so the first words need no layout pass of their own.
         self._tail = ReplyTail() if streaming else None
         self._settled = len(text)
@@ -197,9 +207,33 @@ class AssistantMessage(Vertical):
             self.mark_interrupted()
 
     def compose(self) -> ComposeResult:
+        if self.reasoning:
+            yield self._reasoning_box()
         yield self.markdown
         if self._tail is not None:
             yield self._tail
+
+    def _reasoning_box(self) -> Collapsible:
+        self._thinking = Collapsible(
+            self._thoughts, title=self._reasoning_title(), collapsed=True, classes="reasoning"
+        )
+        return self._thinking
+
+    def _reasoning_title(self) -> str:
+        return f"reasoning ({len(self.reasoning.split()):,} words)"
+
+    async def think(self, text: str) -> None:
+        """More of the model's reasoning, as it streams (collapsed: the title counts words)."""
+        self.reasoning += text
+        if self._thinking is None:
+            await self.mount(self._reasoning_box(), before=self.markdown)
+            return
+        self._thinking.title = self._reasoning_title()
+        if not self._thinking.collapsed:
+            self._thoughts.update(Text(self.reasoning))
+
+    def on_collapsible_expanded(self) -> None:
+        self._thoughts.update(Text(self.reasoning))
 
     async def append(self, text: str) -> None:
         if self._tail is None:
