@@ -148,6 +148,8 @@ ASKS = [
     f"git status\N{GREEK QUESTION MARK}touch {M}",
     f"\N{FULLWIDTH LATIN SMALL LETTER G}it status; touch {M}",
     f"git status\N{LINE SEPARATOR}touch {M}",
+    # characters that crash the bash grammar (plane 6 and up after "{")
+    f"git status {{\U00075f45; touch {M}",
     # NUL bytes and very long commands
     f"git status\0; touch {M}",
     f"git status\0\ntouch {M}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,7 +80,31 @@ def test_the_parse_never_raises(command: str) -> None:
     assert all(c.argv for c in analysis.every_command)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=200))
-def test_any_text_parses(command: str) -> None:
-    analyse(command)
+def survives(command: str) -> bool:
+    """Whether analysing ``command`` leaves the process alive (run in a forked child: the
+    parser is C code, and a crash must fail this test, not end the test run)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(2)
+        analyse(command)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return not os.WIFSIGNALED(status)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.one_of(st.characters(), st.sampled_from(list("{}[]()$`'\"\\;&|<>#*? \n"))),
+        max_size=80,
+    )
+)
+def test_no_text_crashes_the_parser(command: str) -> None:
+    assert survives(command), command
+
+
+def test_characters_that_crash_tree_sitter_bash_are_refused_before_parsing() -> None:
+    """tree-sitter-bash 0.25.1 segfaults on "{" followed by a code point from plane 6 up."""
+    for command in ("{\U00075f45", "echo {\U0010ffff", "x{\U000e0001"):
+        assert survives(command)
+        assert "cannot read safely" in analyse(command).risks[0]

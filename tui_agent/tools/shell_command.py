@@ -25,6 +25,7 @@ MAX_COMMAND_CHARS = 20_000
 # How deep `sh -c '…'` / `eval` / substitutions may nest before the rest simply asks.
 _MAX_DEPTH = 4
 
+_UNPARSABLE = re.compile("[\U00030000-\U0010ffff]")
 # How many tails of a wrapper's arguments (`sudo -u root rm x`) are checked as the command.
 _MAX_TAILS = 64
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"}
@@ -124,6 +125,11 @@ def _analyse_into(command: str, analysis: ShellAnalysis, depth: int, inner: bool
         return
     if depth > _MAX_DEPTH:
         analysis.risk("it nests shells too deeply to check")
+        return
+    if _UNPARSABLE.search(command):
+        # tree-sitter-bash 0.25 crashes the process (SIGSEGV) on some of these after "{";
+        # planes 3-16 hold no script a shell command needs (unassigned, tags, private use).
+        analysis.risk("it contains characters the shell parser cannot read safely")
         return
     tree = _parser().parse(command.encode("utf-8", errors="surrogatepass"))
     root = tree.root_node
