@@ -65,6 +65,8 @@ class ScriptedBackend:
     prompts: list[str] = field(default_factory=list)
     summary_prompts: list[str] = field(default_factory=list)
     grammars: list[Any] = field(default_factory=list)
+    # The tools each call offered for a lazy grammar (None: no grammar may engage).
+    offered: list[list[ToolSpec] | None] = field(default_factory=list)
     name: str = "scripted"
     # Times for the turn statistics; the snapshot scenarios pass a steady fake clock.
     clock: Callable[[], float] = time.perf_counter
@@ -88,7 +90,9 @@ class ScriptedBackend:
         sampling: Sampling,
         should_stop: Callable[[], bool],
         force_tools: list[ToolSpec] | None = None,
+        tools: list[ToolSpec] | None = None,
     ) -> Generator[str, None, TurnStats]:
+        self.offered.append(tools)
         if SUMMARY_MARKER in prompt:
             self.summary_prompts.append(prompt)
             reply = (

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any, Protocol
 
-from tui_agent.agent.tool_calls import PRESERVED_TOKENS
+from tui_agent.agent.grammar import forced_grammar, lazy_stream
+from tui_agent.agent.tool_calls import PRESERVED_TOKENS, detect_family
 from tui_agent.engine.chat_template import ChatRenderer, renderer_for
 from tui_agent.engine.generation import Sampling, TurnStats, count_tokens, stream_completion
 from tui_agent.engine.resident import ResidentModel
@@ -33,7 +34,11 @@ class ModelBackend(Protocol):
         sampling: Sampling,
         should_stop: Callable[[], bool],
         force_tools: list[ToolSpec] | None = None,
-    ) -> Generator[str, None, TurnStats]: ...
+        tools: list[ToolSpec] | None = None,
+    ) -> Generator[str, None, TurnStats]:
+        """A completion; ``force_tools`` makes it one call of those tools, ``tools`` (the ones
+        offered) engages a grammar once the reply opens a call."""
+        ...
 
 
 class LlamaBackend:
@@ -45,6 +50,9 @@ class LlamaBackend:
         self.name = model.name
         self.n_ctx = model.settings.n_ctx
         self.template_has_tools = self.renderer.supports_tools
+        # The markup the model is prompted to write calls in: the template's own, or the
+        # <tool_call> form the system prompt describes when the template has no tools.
+        self.family = detect_family(self.renderer.template) if self.template_has_tools else "hermes"
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:
         definitions = [t.for_template() for t in tools] if self.template_has_tools else None
@@ -65,27 +73,29 @@ class LlamaBackend:
         sampling: Sampling,
         should_stop: Callable[[], bool],
         force_tools: list[ToolSpec] | None = None,
+        tools: list[ToolSpec] | None = None,
     ) -> Generator[str, None, TurnStats]:
-        grammar = tool_call_grammar(force_tools) if force_tools else None
-        return stream_completion(
-            self.model, prompt, sampling, should_stop, grammar, PRESERVED_TOKENS
+        def generate(
+            text: str, grammar: Any, max_tokens: int, stop: Callable[[], bool]
+        ) -> Generator[str, None, TurnStats]:
+            return stream_completion(
+                self.model,
+                prompt + text,
+                replace(sampling, max_tokens=max_tokens),
+                stop,
+                grammar,
+                PRESERVED_TOKENS,
+            )
+
+        if force_tools:
+            return generate("", forced_grammar(force_tools), sampling.max_tokens, should_stop)
+        if not tools:
+            return generate("", None, sampling.max_tokens, should_stop)
+        return lazy_stream(
+            generate,
+            tools,
+            self.family,
+            self.renderer.template,
+            sampling.max_tokens,
+            should_stop,
         )
-
-
-def tool_call_schema(tools: list[ToolSpec]) -> dict[str, Any]:
-    """A JSON schema that only admits a call of one of the tools with valid arguments."""
-    options = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": t.name}, "arguments": t.input_schema},
-            "required": ["name", "arguments"],
-        }
-        for t in tools
-    ]
-    return options[0] if len(options) == 1 else {"anyOf": options}
-
-
-def tool_call_grammar(tools: list[ToolSpec]) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    return LlamaGrammar.from_json_schema(json.dumps(tool_call_schema(tools)), verbose=False)

@@ -209,6 +209,7 @@ class _Run:
             Sampling(**{**sampling.__dict__, "max_tokens": max_tokens}),
             self.control.cancelled,
             forced,
+            None if final else self.specs,
         )
         stats = TurnStats()
         while True:

@@ -83,8 +83,9 @@ class TimedBackend:
         sampling: Sampling,
         should_stop: Callable[[], bool],
         force_tools: list[ToolSpec] | None = None,
+        tools: list[ToolSpec] | None = None,
     ) -> Generator[str, None, TurnStats]:
-        pieces = self.backend.stream(prompt, sampling, should_stop, force_tools)
+        pieces = self.backend.stream(prompt, sampling, should_stop, force_tools, tools)
         while True:
             try:
                 piece = next(pieces)

@@ -1,0 +1,189 @@
+"""Grammars that hold a small model to a well-formed call of a tool it was offered.
+
+A *forced* grammar makes the whole reply one call (``--force-tool``). A *lazy* grammar is what
+llama.cpp's chat code does: the model writes freely until it opens a call (the family's trigger:
+``<tool_call>``, ``[TOOL_CALLS]``, ``<|python_tag|>``, ``<|tool_call|>``, or a reply that starts
+``{"name": "``), then generation restarts from that point with a grammar that only admits a call
+of an offered tool with arguments that fit its schema, closed as the family closes it. Text
+without a trigger is sampled exactly as without tools, so plain answers cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from tui_agent.agent.tool_calls import (
+    MISTRAL_TAG,
+    PIPE_CALL_OPEN,
+    PYTHON_TAG,
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+)
+from tui_agent.engine.generation import TurnStats
+from tui_agent.tools.base import ToolSpec
+
+# Whitespace allowed between a trigger and the call; bounded, so a model cannot loop on it.
+_WS = "[ \\n]? [ \\n]?"
+# A reply that starts a bare (or fenced) JSON call; whitespace is removed before comparing.
+_BARE_STARTS = ('{"name":"', '```json{"name":"', '```{"name":"')
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Where a call starts in the text so far, and the grammar for what follows."""
+
+    resume_at: int  # generation restarts from text[:resume_at]
+    wrapper: str  # how the call is wrapped after that point (a GBNF root over `call`)
+    arguments_key: str = "arguments"
+
+
+def family_trigger(family: str, template: str) -> tuple[str, str, str] | None:
+    """(trigger text, GBNF root after it, the arguments key) for a family's tagged calls."""
+    if family == "hermes":
+        return TOOL_CALL_OPEN, f'{_WS} call {_WS} "{TOOL_CALL_CLOSE}"', "arguments"
+    if family == "mistral" and "[ARGS]" not in template:  # v11's NAME[ARGS]{…} runs without
+        return MISTRAL_TAG, '"[" call "]"', "arguments"
+    if family == "llama3":
+        return PYTHON_TAG, "call", "parameters"
+    if family in ("phi4", "granite"):
+        return PIPE_CALL_OPEN, '"[" call "]"', "arguments"
+    return None  # Python-style (Gemma, LFM2) and XML (Qwen3-Coder) calls run without one
+
+
+def find_trigger(text: str, family: str, template: str, since: int = 0) -> Trigger | None:
+    """The call that ``text`` (the reply so far) has opened, if it has; a tagged trigger is
+    looked for from ``since`` on (the text before was searched already)."""
+    tagged = family_trigger(family, template)
+    if tagged is not None:
+        marker, wrapper, key = tagged
+        at = text.find(marker, max(since - len(marker), 0))
+        if at != -1:
+            return Trigger(at + len(marker), wrapper, key)
+    squeezed = "".join(text[:64].split())
+    if any(squeezed.startswith(start) for start in _BARE_STARTS):
+        fenced = text.lstrip().startswith("```")
+        return Trigger(text.find("{"), f'call {_WS} "```"' if fenced else "call")
+    return None
+
+
+# generate(text after the prompt, grammar, max tokens, stop) streams a completion from there.
+Generate = Callable[[str, Any, int, Callable[[], bool]], Generator[str, None, TurnStats]]
+
+
+def lazy_stream(
+    generate: Generate,
+    tools: list[ToolSpec],
+    family: str,
+    template: str,
+    max_tokens: int,
+    should_stop: Callable[[], bool],
+) -> Generator[str, None, TurnStats]:
+    """Stream a reply; when it opens a call, restart from that point under the call's grammar.
+
+    Text is passed on as it comes, except the start of a reply that may be a bare JSON call,
+    which is held until that is decided (the restart drops what followed the trigger).
+    """
+    switching = False
+    first = generate("", None, max_tokens, lambda: switching or should_stop())
+    text, shown, bare = "", 0, True
+    while True:
+        try:
+            piece = next(first)
+        except StopIteration as done:
+            if shown < len(text):
+                yield text[shown:]
+            return done.value  # type: ignore[no-any-return]
+        searched, text = len(text), text + piece
+        trigger = find_trigger(text, family, template, searched)
+        grammar = lazy_grammar(tools, trigger) if trigger is not None else None
+        if trigger is not None and grammar is not None:
+            switching = True
+            before = _drain(first)
+            if should_stop() or before.generated_tokens >= max_tokens:
+                yield text[shown:]
+                before.finish_reason = "cancelled" if should_stop() else "length"
+                return before
+            if shown < trigger.resume_at:
+                yield text[shown : trigger.resume_at]
+            budget = max_tokens - before.generated_tokens
+            after = yield from generate(text[: trigger.resume_at], grammar, budget, should_stop)
+            return _joined(before, after)
+        bare = bare and may_open_bare_call(text)
+        if not bare:
+            yield text[shown:]
+            shown = len(text)
+
+
+def _drain(stream: Generator[str, None, TurnStats]) -> TurnStats:
+    """The stats of a stream told to stop (its stop check returns true): at most one piece."""
+    while True:
+        try:
+            next(stream)
+        except StopIteration as done:
+            return done.value if done.value is not None else TurnStats()
+
+
+def _joined(before: TurnStats, after: TurnStats) -> TurnStats:
+    return TurnStats(
+        prompt_tokens=before.prompt_tokens,
+        cached_tokens=before.cached_tokens,
+        generated_tokens=before.generated_tokens + after.generated_tokens,
+        time_to_first_token=before.time_to_first_token,
+        generation_seconds=before.generation_seconds + after.generation_seconds,
+        finish_reason=after.finish_reason,
+    )
+
+
+def may_open_bare_call(text: str) -> bool:
+    """Whether the reply so far could still turn out to start a bare JSON call (hold it back)."""
+    squeezed = "".join(text.split())
+    return any(start.startswith(squeezed) for start in _BARE_STARTS)
+
+
+def call_schema(tools: list[ToolSpec], arguments_key: str = "arguments") -> dict[str, Any]:
+    """A JSON schema that only admits a call of one of the tools with valid arguments."""
+    options = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": t.name}, arguments_key: t.input_schema},
+            "required": ["name", arguments_key],
+        }
+        for t in tools
+    ]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def forced_grammar(tools: list[ToolSpec]) -> Any:
+    """The grammar for a reply that must be exactly one call (``--force-tool``)."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(json.dumps(call_schema(tools)), verbose=False)
+
+
+def lazy_grammar(tools: list[ToolSpec], trigger: Trigger) -> Any:
+    """The grammar for the rest of a call the model has opened; None when a tool's schema is
+    beyond what llama.cpp's converter handles (the call then runs without one)."""
+    schemas = tuple(
+        (t.name, json.dumps(t.input_schema, sort_keys=True)) for t in tools if t.input_schema
+    )
+    return _compiled(schemas, trigger.wrapper, trigger.arguments_key)
+
+
+@lru_cache(maxsize=16)
+def _compiled(schemas: tuple[tuple[str, str], ...], wrapper: str, arguments_key: str) -> Any:
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    tools = [ToolSpec(name, "", json.loads(schema)) for name, schema in schemas]
+    try:
+        call = json_schema_to_gbnf(
+            json.dumps(call_schema(tools, arguments_key)), prop_order=["name", arguments_key]
+        )
+        rules = re.sub(r"^root ::=", "call ::=", call, flags=re.M)
+        return LlamaGrammar.from_string(f"root ::= {wrapper}\n{rules}", verbose=False)
+    except Exception:  # an unsupported schema construct: no grammar rather than no call
+        return None
