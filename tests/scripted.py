@@ -68,6 +68,8 @@ class ScriptedBackend:
     # The tools each call offered for a lazy grammar (None: no grammar may engage).
     offered: list[list[ToolSpec] | None] = field(default_factory=list)
     name: str = "scripted"
+    # Whether the template renders two calls in one assistant turn (Llama 3.2's refuses).
+    parallel_calls: bool = True
     # Times for the turn statistics; the snapshot scenarios pass a steady fake clock.
     clock: Callable[[], float] = time.perf_counter
 

@@ -106,7 +106,7 @@ def test_compaction_keeps_a_small_context_going(demo_gguf: Path) -> None:
     conversation = Conversation()
     config = replace(GREEDY, max_tokens_per_completion=60, compaction_keep_recent=2)
     compactions = []
-    for i in range(8):
+    for i in range(12):
         events = ask(
             small, conversation, f"Question {i}: name a fruit and describe its colour.", config
         )

@@ -9,8 +9,9 @@ import pytest
 
 from tui_agent.config import ModelConfig
 from tui_agent.engine import resident
+from tui_agent.engine.fallback_templates import CHATML, fallback_template
 from tui_agent.engine.generation import GREEDY, Sampling, TurnStats, _Pieces, stream_completion
-from tui_agent.engine.resident import ResidentModel
+from tui_agent.engine.resident import ResidentModel, _is_one_token
 
 pytestmark = pytest.mark.model
 PROMPT = (
@@ -72,3 +73,30 @@ def test_a_multibyte_character_split_across_tokens_is_joined(model: ResidentMode
     pieces = _Pieces(llama, frozenset())
     tokens = llama.tokenize("🌊über".encode(), add_bos=False)
     assert "".join(pieces.text(t) for t in tokens) + pieces.flush() == "🌊über"
+
+
+def test_a_turn_ends_at_the_templates_end_token(model: ResidentModel) -> None:
+    """For a template of our own, its end token stops generation even if the vocabulary does
+    not flag it end-of-generation (a newline here, which a story soon writes)."""
+    assert fallback_template(model.info.architecture, lambda t: _is_one_token(model.llama, t)) == (
+        CHATML
+    ), "the demo vocabulary has ChatML's tokens"
+    model.end_tokens = frozenset({"\n"})
+    try:
+        text, stats = generate(model, replace(GREEDY, max_tokens=200))
+    finally:
+        model.end_tokens = frozenset()
+    assert stats.finish_reason == "stop" and "\n" not in text and stats.generated_tokens < 200
+    _, plain = generate(model, replace(GREEDY, max_tokens=200))
+    assert plain.generated_tokens > stats.generated_tokens
+
+
+def test_a_bos_that_opens_the_first_turn_is_kept(model: ResidentModel) -> None:
+    """SmolLM2's BOS is <|im_start|> and its tokenizer adds none: the first turn keeps it
+    (it used to be stripped, so the prompt began with 'system' and no turn marker)."""
+    from tui_agent.engine.chat_template import renderer_for
+
+    prompt = renderer_for(model).render([{"role": "system", "content": "S"}])
+    tokens = model.llama.tokenize(prompt.encode(), add_bos=True, special=True)
+    assert prompt.startswith("<|im_start|>system") and tokens[0] == model.llama.token_bos()
+    assert tokens[1] != model.llama.token_bos(), "not doubled"

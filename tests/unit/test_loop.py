@@ -431,11 +431,11 @@ def test_grammar_is_requested_on_the_first_call_only() -> None:
 
 
 def test_template_without_tool_support_describes_tools_in_the_system_prompt() -> None:
-    from tui_agent.engine.resident import CHATML_TEMPLATE
+    from tui_agent.engine.fallback_templates import CHATML
 
     tools = weather_tools()
     backend = ScriptedBackend(
-        [call("get_weather", city="Oslo"), "Sunny."], template=CHATML_TEMPLATE
+        [call("get_weather", city="Oslo"), "Sunny."], template=CHATML.template
     )
     assert not backend.template_has_tools
     events, _ = run(backend, "weather?", tools)
@@ -457,7 +457,7 @@ def test_forced_call_cut_short_is_reported_to_the_model() -> None:
 
 
 def test_tool_schemas_reach_the_prompt_without_generated_titles() -> None:
-    from tui_agent.engine.resident import CHATML_TEMPLATE
+    from tui_agent.engine.fallback_templates import CHATML
     from tui_agent.tools.base import ToolSpec, without_titles
 
     schema = {
@@ -473,7 +473,7 @@ def test_tool_schemas_reach_the_prompt_without_generated_titles() -> None:
     }
     tools = FunctionTools()
     tools.functions["read"] = (ToolSpec("read", "Read", schema), lambda title: title)
-    for template in (CHATML_TEMPLATE, None):
+    for template in (CHATML.template, None):
         backend = (
             ScriptedBackend(["ok"], template=template) if template else ScriptedBackend(["ok"])
         )
@@ -527,3 +527,15 @@ def test_reasoning_is_its_own_event_and_saved_with_the_reply() -> None:
     rendered = conversation.for_template([], True)[-1]
     assert rendered["reasoning_content"] == "Oslo is in Norway."
     assert "<think>" not in rendered["content"]
+
+
+def test_a_template_that_takes_one_call_per_turn_gets_the_first() -> None:
+    tools = weather_tools()
+    backend = ScriptedBackend(
+        [call("get_weather", city="Oslo") + call("get_weather", city="Rome"), "Both sunny."],
+        parallel_calls=False,
+    )
+    events, conversation = run(backend, "weather?", tools)
+    assert [c.arguments["city"] for c in tools.ran] == ["Oslo"]
+    assert any("takes one, so the first runs" in e.message for e in events if isinstance(e, Notice))
+    assert [len(m.tool_calls) for m in conversation.messages if m.tool_calls] == [1]

@@ -23,6 +23,8 @@ class ModelBackend(Protocol):
     name: str
     n_ctx: int
     template_has_tools: bool
+    # Whether the template renders several calls in one turn; if not, a reply's first call runs.
+    parallel_calls: bool
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str: ...
 
@@ -53,6 +55,28 @@ class LlamaBackend:
         # The markup the model is prompted to write calls in: the template's own, or the
         # <tool_call> form the system prompt describes when the template has no tools.
         self.family = detect_family(self.renderer.template) if self.template_has_tools else "hermes"
+        self.parallel_calls = not self.template_has_tools or self._renders_two_calls()
+
+    def _renders_two_calls(self) -> bool:
+        """Try the template on a turn with two calls (Llama 3.2's raises on it)."""
+        calls = [
+            {"id": f"call0000{n}", "type": "function", "function": {"name": "f", "arguments": {}}}
+            for n in (1, 2)
+        ]
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "u"},
+            {"role": "assistant", "content": "", "tool_calls": calls},
+            *(
+                {"role": "tool", "tool_call_id": c["id"], "name": "f", "content": "r"}
+                for c in calls
+            ),
+        ]
+        try:
+            self.renderer.render(messages, [ToolSpec("f", "").for_template()])
+        except Exception:
+            return False
+        return True
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:
         definitions = [t.for_template() for t in tools] if self.template_has_tools else None

@@ -266,6 +266,14 @@ class _Run:
             return Completed(
                 "end_of_sequence" if stats.finish_reason == "length" else "done", reply.text
             )
+        if len(reply.calls) > 1 and not self.backend.parallel_calls:
+            self.emit(
+                Notice(
+                    f"the model wrote {len(reply.calls)} tool calls in one turn; its template"
+                    " takes one, so the first runs"
+                )
+            )
+            reply.calls = reply.calls[:1]
         calls = [self.to_tool_call(c) for c in reply.calls]
         self.conversation.append(
             Message(

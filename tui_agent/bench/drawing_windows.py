@@ -69,6 +69,7 @@ class TimedBackend:
         self.name = backend.name
         self.n_ctx = backend.n_ctx
         self.template_has_tools = backend.template_has_tools
+        self.parallel_calls = backend.parallel_calls
         self.token_times: list[float] = []
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:

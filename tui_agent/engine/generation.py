@@ -85,8 +85,8 @@ def stream_completion(
     stats = TurnStats(prompt_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1))
     llama.n_batch = max(1, min(sampling.n_batch, model.settings.n_batch))
     llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randint(0, 2**32 - 1))
-    pieces = _Pieces(llama, keep_special)
-    stops = _StopMatcher(sampling.stop)
+    pieces = _Pieces(llama, keep_special, model.end_tokens)
+    stops = _StopMatcher((*sampling.stop, *model.stop_strings))
     started = time.perf_counter()
     stream = llama.generate(
         tokens,
@@ -129,17 +129,25 @@ def stream_completion(
 class _Pieces:
     """Token → text, one token at a time, with UTF-8 sequences split across tokens joined."""
 
-    def __init__(self, llama: Any, keep_special: frozenset[str]) -> None:
+    def __init__(
+        self, llama: Any, keep_special: frozenset[str], end_tokens: frozenset[str] = frozenset()
+    ) -> None:
         import llama_cpp
 
         self._llama_cpp = llama_cpp
         self._vocab = llama._model.vocab
         self._keep = keep_special
+        # Tokens that end the turn though the vocabulary may not flag them as end-of-generation.
+        self._ends = {
+            ids[0]
+            for text in end_tokens
+            if len(ids := llama.tokenize(text.encode(), add_bos=False, special=True)) == 1
+        }
         self._buffer = ctypes.create_string_buffer(256)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def ends_generation(self, token: int) -> bool:
-        return bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return token in self._ends or bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
 
     def _piece(self, token: int, special: bool) -> bytes:
         size = self._llama_cpp.llama_token_to_piece(

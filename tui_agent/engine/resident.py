@@ -18,18 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tui_agent.config import ModelConfig
+from tui_agent.engine.fallback_templates import FallbackTemplate, fallback_template
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
 from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
 from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, ignore_event
 from tui_agent.models.gguf import GGUFInfo, read_gguf
 from tui_agent.models.memory import check_fits
-
-# Used when neither the GGUF nor the config has a chat template.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n'"
-    " + (message['content'] or '') + '<|im_end|>' + '\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 
 
 @dataclass(frozen=True)
@@ -75,6 +69,7 @@ class ResidentModel:
         load_seconds: float,
         chat_template: str,
         template_source: str,
+        turn_end: FallbackTemplate | None = None,
     ) -> None:
         self.settings = settings
         self.info = info
@@ -82,6 +77,9 @@ class ResidentModel:
         self.load_seconds = load_seconds
         self.chat_template = chat_template
         self.template_source = template_source
+        # How a turn ends when the template is one of ours (the GGUF had none).
+        self.end_tokens = turn_end.end_tokens if turn_end else frozenset()
+        self.stop_strings = turn_end.stop_strings if turn_end else ()
         self.tokens_processed = 0
         self.tokens_generated = 0
         self.generation_seconds = 0.0
@@ -209,14 +207,21 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
             raise stopped[0] from None
         raise _load_error(info, recent_log(mark)) from exc
     seconds = time.perf_counter() - started
+    fallback = None
     if template_override:
         template, source = template_override, "config ([model] chat_template)"
     elif info.chat_template:
         template, source = info.chat_template, "GGUF (tokenizer.chat_template)"
     else:
-        template, source = CHATML_TEMPLATE, "built-in ChatML (the GGUF has none)"
+        fallback = fallback_template(info.architecture, lambda text: _is_one_token(llama, text))
+        template = fallback.template
+        source = f"built-in {fallback.name} (the GGUF has none)"
     on_event(ModelLoadProgress(info.name, 1.0))
-    return ResidentModel(settings, info, llama, seconds, template, source)
+    return ResidentModel(settings, info, llama, seconds, template, source, fallback)
+
+
+def _is_one_token(llama: Any, text: str) -> bool:
+    return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) == 1
 
 
 @contextlib.contextmanager
