@@ -158,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(handler=_lazy("tui_agent.commands.bench_cmd", "bench"))
 
+    evaluate = commands.add_parser(
+        "eval", help="see how well a model calls tools through llamachat"
+    )
+    eval_commands = evaluate.add_subparsers(title="eval suites", metavar="SUITE", required=True)
+    eval_tools = eval_commands.add_parser(
+        "tools", help="six tool tasks (MCP call, list, read, write, no tool, two steps)"
+    )
+    _add_common(eval_tools)
+    eval_tools.add_argument("--json", action="store_true", help="machine-readable output")
+    eval_tools.set_defaults(handler=_lazy("tui_agent.commands.eval_cmd", "eval_tools"))
+
     mcp = commands.add_parser(
         "mcp", help="MCP servers: list them, import a Claude Desktop / .mcp.json file"
     )

@@ -1,0 +1,54 @@
+"""`llamachat eval tools [--model M] [--json]`: how well this model calls tools through llamachat."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from tui_agent.agent.setup import llama_backend_loader
+from tui_agent.bench.engine_bench import in_fresh_thread
+from tui_agent.bench.tool_eval import TaskResult, one_line, run_suite
+from tui_agent.commands.models_cmd import print_progress, print_table
+from tui_agent.config import load_config
+from tui_agent.ui.printable import printable
+
+
+def eval_tools(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    load = llama_backend_loader(config, args.model)
+
+    def run() -> tuple[str, list[TaskResult]]:
+        backend = load(print_progress)
+        return backend.name, run_suite(backend, config, progress=_report)
+
+    model, results = in_fresh_thread(run)
+    passed = sum(r.passed for r in results)
+    if args.json:
+        rows = [dataclasses.asdict(r) for r in results]
+        print(json.dumps({"model": model, "passed": passed, "tasks": rows}, indent=2))
+        return 0
+    print(f"\n{model}: {passed}/{len(results)} tasks passed")
+    print_table(
+        ["TASK", "RESULT", "REASON", "TIME", "CALLS", "ANSWER"],
+        [
+            [
+                r.task,
+                "pass" if r.passed else "FAIL",
+                printable(r.reason),
+                f"{r.seconds:.1f} s",
+                ", ".join(r.calls) or "-",
+                printable(one_line(r.answer, 40)),
+            ]
+            for r in results
+        ],
+    )
+    return 0
+
+
+def _report(result: TaskResult) -> None:
+    print(
+        f"{result.task}: {'pass' if result.passed else 'fail'} ({result.seconds:.1f} s)",
+        file=sys.stderr,
+    )
