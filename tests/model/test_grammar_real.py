@@ -53,7 +53,10 @@ def prompt(backend: LlamaBackend) -> str:
     )
 
 
-@pytest.mark.parametrize("opening", ["I will read it. <tool_call>", ' {"name": "'])
+@pytest.mark.parametrize(
+    "opening",
+    ["I will read it. <tool_call>", ' {"name": "read_file"', '```json\n{"name": "list_dir"'],
+)
 def test_what_follows_a_trigger_is_a_valid_call(backend: LlamaBackend, opening: str) -> None:
     """The model's first words are scripted to open a call; the rest is the real model's."""
     sampling = replace(GREEDY, max_tokens=120, repeat_penalty=1.3)
@@ -102,7 +105,7 @@ def test_the_grammar_compiles_for_the_built_in_tools(tmp_path: Path) -> None:
     stack.start()
     try:
         specs = stack.gate.specs()
-        trigger = find_trigger("<tool_call>", "hermes", "")
+        trigger = find_trigger("<tool_call>", "hermes", "", frozenset())
         assert trigger is not None and len(specs) == 7 and lazy_grammar(specs, trigger) is not None
     finally:
         stack.close()

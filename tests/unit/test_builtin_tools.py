@@ -50,6 +50,10 @@ def test_list_glob_grep(tools: BuiltinTools) -> None:
     assert tools.grep("TODO", file_glob="*.md").startswith("no matches")
     with pytest.raises(ToolFailure, match="invalid regular expression"):
         tools.grep("(")
+    assert tools.grep("TODO", path="./**/*.py") == "src/pkg/a.py:3: # TODO: more"
+    assert tools.grep("TODO", path="src/**/*.md").startswith("no matches")
+    with pytest.raises(ToolFailure, match="no such file or directory: nowhere"):
+        tools.grep("TODO", path="nowhere")
 
 
 def test_write_and_edit(tools: BuiltinTools) -> None:

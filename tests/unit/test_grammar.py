@@ -79,11 +79,29 @@ def test_a_tagged_call_restarts_under_the_grammar_from_the_trigger() -> None:
 
 
 def test_a_bare_call_is_held_until_it_is_one_then_restarted_at_its_brace() -> None:
-    script = Script([" {", '"name"', ': "x'], ['{"name": "read_file", "arguments": {"path": "b"}}'])
+    script = Script(
+        [" {", '"name"', ': "read', '_file", "arg'],
+        ['{"name": "read_file", "arguments": {"path": "b"}}'],
+    )
     text, _ = collect(lazy_stream(script, [READ], "json", "", 50, lambda: False))
     assert (
         script.calls[1][0] == " " and text == ' {"name": "read_file", "arguments": {"path": "b"}}'
     )
+
+
+def test_json_naming_no_offered_tool_is_never_forced_into_a_call() -> None:
+    script = Script(['{"name": "Jo', 'hn", "age": 3}'])
+    text, _ = collect(lazy_stream(script, [READ], "hermes", "", 50, lambda: False))
+    assert text == '{"name": "John", "age": 3}' and len(script.calls) == 1
+
+
+def test_a_fenced_call_after_some_text_restarts_at_its_brace() -> None:
+    script = Script(
+        ["I will search.\n```json\n", '{"name": "read_file", "x'],
+        ['{"name": "read_file", "arguments": {"path": "a"}}\n```'],
+    )
+    text, _ = collect(lazy_stream(script, [READ], "hermes", "", 50, lambda: False))
+    assert script.calls[1][0] == "I will search.\n```json\n" and text.endswith("}\n```")
 
 
 def test_json_that_is_not_a_call_streams_once_it_is_known() -> None:
@@ -120,22 +138,44 @@ def test_out_of_tokens_at_the_trigger() -> None:
         ("llama3", "", "<|python_tag|>", 14),
         ("phi4", "", "ok<|tool_call|>", 15),
         ("gemma", "", "```tool_code\n", None),
-        ("hermes", "", '```json\n{"name": "', 8),
-        ("hermes", "", 'x {"name": "', None),  # a bare call must open the reply
+        ("hermes", "", '```json\n{"name": "read_file"', 8),
+        ("hermes", "", 'Let me see.\n```json\n{"name": "read_file"', 20),
+        ("hermes", "", '{{"name": "read_file"', 1),  # a doubled brace: restart at the second
+        ("hermes", "", '{"name": "read_fi', None),  # the name is not written out yet
+        ("hermes", "", '{"name": "John"', None),  # not an offered tool
+        ("hermes", "", 'x {"name": "read_file"', None),  # a bare call must open the reply
     ],
 )
 def test_triggers(family: str, template: str, text: str, resume: int | None) -> None:
-    trigger = find_trigger(text, family, template)
+    trigger = find_trigger(text, family, template, frozenset({"read_file"}))
     assert (trigger.resume_at if trigger else None) == resume
 
 
 def test_what_may_still_become_a_bare_call() -> None:
     assert may_open_bare_call("") and may_open_bare_call(' { "na') and may_open_bare_call("```js")
+    assert may_open_bare_call('{"name": "read_fi')
     assert not may_open_bare_call("Hi") and not may_open_bare_call('{"answer"')
+    assert not may_open_bare_call('{"name": "John", ')
 
 
 def test_an_unsupported_schema_gives_no_grammar_rather_than_an_error() -> None:
     odd = ToolSpec("odd", "", {"type": "object", "properties": {"x": {"$ref": "#/nowhere"}}})
-    trigger = find_trigger("<tool_call>", "hermes", "")
+    trigger = find_trigger("<tool_call>", "hermes", "", frozenset())
     assert trigger is not None and lazy_grammar([odd], trigger) is None
     assert lazy_grammar([READ], trigger) is not None
+
+
+def test_a_fence_that_may_open_a_call_is_held_so_the_restart_repeats_nothing() -> None:
+    script = Script(
+        ["Sure.\n```js", 'on\n{\n  "name": "re', 'ad_file", "argu'],
+        ['{"name": "read_file", "arguments": {"path": "a"}}\n```'],
+    )
+    text, _ = collect(lazy_stream(script, [READ], "hermes", "", 50, lambda: False))
+    assert text == 'Sure.\n```json\n{"name": "read_file", "arguments": {"path": "a"}}\n```'
+
+
+def test_an_ordinary_code_fence_streams() -> None:
+    script = Script(["Run:\n```py", "thon\nprint(1)\n```"])
+    stream = lazy_stream(script, [READ], "hermes", "", 50, lambda: False)
+    assert next(stream) == "Run:\n```py", "no hold: this fence holds no call"
+    assert collect(stream)[0] == "thon\nprint(1)\n```"

@@ -539,3 +539,14 @@ def test_a_template_that_takes_one_call_per_turn_gets_the_first() -> None:
     assert [c.arguments["city"] for c in tools.ran] == ["Oslo"]
     assert any("takes one, so the first runs" in e.message for e in events if isinstance(e, Notice))
     assert [len(m.tool_calls) for m in conversation.messages if m.tool_calls] == [1]
+
+
+def test_an_empty_reply_after_tool_results_gets_a_final_answer() -> None:
+    tools = weather_tools()
+    backend = ScriptedBackend(
+        [call("get_weather", city="Oslo"), "<tool_response>sunny</tool_response>", "Sunny."]
+    )
+    events, _ = run(backend, "weather?", tools)
+    assert completed(events) == Completed("done", "Sunny.")
+    assert FINAL_ANSWER_INSTRUCTION in backend.prompts[-1]
+    assert "tool_response" not in text_of(events)

@@ -113,6 +113,13 @@ GOLDEN = [
         "",
         [ParsedCall("read_file", {"path": "a.txt", "start_line": 3})],
     ),
+    # A fenced call after some text, and a doubled brace
+    (
+        'I will check.\n```json\n{"name": "read_file", "arguments": {"path": "a"}}\n```',
+        "I will check.",
+        [ParsedCall("read_file", {"path": "a"})],
+    ),
+    ('{{"name": "t", "arguments": {"n": 1}}}', "", [ParsedCall("t", {"n": 1})]),
     # Plain JSON fallback, OpenAI shape, lists, fences
     ('{"name": "t", "arguments": {"n": 2}}', "", [ParsedCall("t", {"n": 2})]),
     (
@@ -127,6 +134,8 @@ GOLDEN = [
     ('{"answer": 42}', '{"answer": 42}', []),
     ("Use `{name}` in templates.", "Use `{name}` in templates.", []),
     ("[see the docs](https://x.y)", "[see the docs](https://x.y)", []),
+    ("<tool_response>\ncreated a.txt\n</tool_response>\nDone.", "Done.", []),
+    ("Done. <tool_response> created a.txt", "Done.", []),
     ("[f(x) for x in xs]", "[f(x) for x in xs]", []),
 ]
 
@@ -328,3 +337,16 @@ def test_text_that_only_looks_like_think_at_first() -> None:
     assert splitter.feed("ings> are tags") == ("<things> are tags", "")
     parsed, _ = splitter.finish()
     assert parsed.reasoning == "" and parsed.text == "<things> are tags"
+
+
+def test_a_json_fence_that_is_no_call_is_shown_whole_at_the_end() -> None:
+    reply = 'Here:\n```json\n{"a": 1}\n```\nDone.'
+    shown, calls, rest = stream([reply[i : i + 3] for i in range(0, len(reply), 3)])
+    assert calls == [] and shown + rest == reply and "{" not in shown
+
+
+def test_an_echoed_tool_response_never_streams() -> None:
+    reply = "<tool_response>\ncreated hello.txt (3 bytes)\n</tool_response>\nI created it."
+    shown, calls, rest = stream([reply[i : i + 4] for i in range(0, len(reply), 4)])
+    assert calls == [] and "tool_response" not in shown + rest
+    assert (shown + rest).strip() == "I created it."

@@ -29,8 +29,9 @@ from tui_agent.tools.base import ToolSpec
 
 # Whitespace allowed between a trigger and the call; bounded, so a model cannot loop on it.
 _WS = "[ \\n]? [ \\n]?"
-# A reply that starts a bare (or fenced) JSON call; whitespace is removed before comparing.
-_BARE_STARTS = ('{"name":"', '```json{"name":"', '```{"name":"')
+# The start of a reply that may be a bare (or fenced) JSON call, whitespace removed: held back
+# until the tool's name is written out.
+_BARE_STARTS = ('{"name":"', '{{"name":"', '```json{"name":"', '```{"name":"')
 
 
 @dataclass(frozen=True)
@@ -55,19 +56,31 @@ def family_trigger(family: str, template: str) -> tuple[str, str, str] | None:
     return None  # Python-style (Gemma, LFM2) and XML (Qwen3-Coder) calls run without one
 
 
-def find_trigger(text: str, family: str, template: str, since: int = 0) -> Trigger | None:
-    """The call that ``text`` (the reply so far) has opened, if it has; a tagged trigger is
-    looked for from ``since`` on (the text before was searched already)."""
+# A JSON call with the name written out: at the reply's start (bare, maybe with a doubled brace)
+# or in a ```json fence anywhere. The name must be an offered tool's, so JSON the user asked for
+# ({"name": "John", ...}) is never forced into a call.
+_JSON_CALL = re.compile(
+    r'(?P<fence>```(?:json)?[ \t]*\n?\s*)?\{?(?P<brace>\{)\s*"name"\s*:\s*"(?P<name>[^"]*)"'
+)
+
+
+def find_trigger(
+    text: str, family: str, template: str, names: frozenset[str], since: int = 0
+) -> Trigger | None:
+    """The call that ``text`` (the reply so far) has opened, if it has; text before ``since``
+    was searched already (a trigger there would have been found then)."""
     tagged = family_trigger(family, template)
     if tagged is not None:
         marker, wrapper, key = tagged
         at = text.find(marker, max(since - len(marker), 0))
         if at != -1:
             return Trigger(at + len(marker), wrapper, key)
-    squeezed = "".join(text[:64].split())
-    if any(squeezed.startswith(start) for start in _BARE_STARTS):
-        fenced = text.lstrip().startswith("```")
-        return Trigger(text.find("{"), f'call {_WS} "```"' if fenced else "call")
+    start = len(text) - len(text.lstrip())
+    for match in _JSON_CALL.finditer(text, max(since - 80, 0)):
+        fenced = match["fence"] is not None
+        if match["name"] in names and (fenced or match.start() == start):
+            wrapper = f'call {_WS} "```"' if fenced else "call"
+            return Trigger(match.start("brace"), wrapper)
     return None
 
 
@@ -88,6 +101,7 @@ def lazy_stream(
     Text is passed on as it comes, except the start of a reply that may be a bare JSON call,
     which is held until that is decided (the restart drops what followed the trigger).
     """
+    names = frozenset(t.name for t in tools)
     switching = False
     first = generate("", None, max_tokens, lambda: switching or should_stop())
     text, shown, bare = "", 0, True
@@ -99,7 +113,7 @@ def lazy_stream(
                 yield text[shown:]
             return done.value  # type: ignore[no-any-return]
         searched, text = len(text), text + piece
-        trigger = find_trigger(text, family, template, searched)
+        trigger = find_trigger(text, family, template, names, searched)
         grammar = lazy_grammar(tools, trigger) if trigger is not None else None
         if trigger is not None and grammar is not None:
             switching = True
@@ -114,9 +128,10 @@ def lazy_stream(
             after = yield from generate(text[: trigger.resume_at], grammar, budget, should_stop)
             return _joined(before, after)
         bare = bare and may_open_bare_call(text)
-        if not bare:
-            yield text[shown:]
-            shown = len(text)
+        held = 0 if bare else _fence_that_may_open_a_call(text)
+        if held > shown:
+            yield text[shown:held]
+            shown = held
 
 
 def _drain(stream: Generator[str, None, TurnStats]) -> TurnStats:
@@ -139,10 +154,42 @@ def _joined(before: TurnStats, after: TurnStats) -> TurnStats:
     )
 
 
+def _optional_chain(parts: list[str]) -> str:
+    """A regex matching any prefix of the parts in order (each only after all before it)."""
+    regex = ""
+    for part in reversed(parts):
+        regex = f"(?:{part}{regex})?"
+    return regex
+
+
+# The start of a ```json fence around a call, up to the tool's name while it is being written.
+_FENCED_CALL_PREFIX = re.compile(
+    "```"
+    + _optional_chain(["j", "s", "o", "n"])
+    + r"[ \t]*"
+    + _optional_chain(
+        [r"\n\s*", r"\{\s*\{?\s*", '"', "n", "a", "m", "e", r'"\s*', r":\s*", '"[^"]*']
+    )
+    + "$"
+)
+
+
+def _fence_that_may_open_a_call(text: str) -> int:
+    """Where the text can be passed on up to: the start of a fence that may still turn out to
+    hold a call (the restart would repeat what was passed on), else the end."""
+    fence = text.rfind("```")
+    return fence if fence != -1 and _FENCED_CALL_PREFIX.match(text, fence) else len(text)
+
+
 def may_open_bare_call(text: str) -> bool:
     """Whether the reply so far could still turn out to start a bare JSON call (hold it back)."""
     squeezed = "".join(text.split())
-    return any(start.startswith(squeezed) for start in _BARE_STARTS)
+    return any(
+        start.startswith(squeezed)
+        # the tool's name is still being written
+        or (squeezed.startswith(start) and '"' not in squeezed[len(start) :])
+        for start in _BARE_STARTS
+    )
 
 
 def call_schema(tools: list[ToolSpec], arguments_key: str = "arguments") -> dict[str, Any]:

@@ -261,6 +261,9 @@ class _Run:
         if rest:
             self.emit(TextDelta(rest))
         self.last_text = reply.text
+        if not reply.calls and not reply.text and not final and self.repeats:
+            # Tools ran and the model ended with nothing to say (or only echoed a result).
+            return _Tripped("the model ended without an answer")
         if not reply.calls:
             self.conversation.append(Message("assistant", reply.text, reasoning=reply.reasoning))
             return Completed(

@@ -34,6 +34,8 @@ FUNCTION_OPEN = "<function="
 PIPE_CALL_OPEN, PIPE_CALL_CLOSE = "<|tool_call|>", "<|/tool_call|>"
 LFM_CALL_OPEN, LFM_CALL_CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"
 TOOL_CODE_OPEN = "```tool_code"
+TOOL_RESPONSE_OPEN = "<tool_response>"
+_ECHO = re.compile(r"<tool_response>.*?(?:</tool_response>|$)", re.S)
 MARKERS = (
     TOOL_CALL_OPEN,
     PYTHON_TAG,
@@ -42,6 +44,7 @@ MARKERS = (
     PIPE_CALL_OPEN,
     LFM_CALL_OPEN,
     TOOL_CODE_OPEN,
+    TOOL_RESPONSE_OPEN,  # not a call, but an echo of a result: held, then dropped
 )
 # Special tokens the model's text keeps (others are dropped when detokenizing): the markup that
 # tool calls and reasoning are written in, which some vocabularies hold as control tokens.
@@ -123,7 +126,19 @@ def detect_family(template: str) -> str:
 
 
 def parse_reply(text: str) -> ParsedReply:
-    """Split a reply into its text and its tool calls. Never raises."""
+    """Split a reply into its text and its tool calls. Never raises. A tool result the model
+    echoes (``<tool_response>…``) is not part of its text."""
+    reply = _parse_calls(text)
+    if TOOL_RESPONSE_OPEN in reply.text:
+        reply.text = without_echoes(reply.text).strip()
+    return reply
+
+
+def without_echoes(text: str) -> str:
+    return _ECHO.sub("", text)
+
+
+def _parse_calls(text: str) -> ParsedReply:
     for parse in (
         _parse_tagged,
         _parse_mistral,
@@ -136,7 +151,27 @@ def parse_reply(text: str) -> ParsedReply:
         reply = parse(text)
         if reply is not None:
             return reply
-    return _parse_json_reply(text) or _parse_pythonic_reply(text) or ParsedReply(text.strip())
+    return (
+        _parse_json_reply(text)
+        or _parse_fenced_call(text)
+        or _parse_pythonic_reply(text)
+        or ParsedReply(text.strip())
+    )
+
+
+_FENCE = re.compile(r"```(?:json)?[ \t]*\n?(?P<body>.*?)(?:```|$)", re.S)
+
+
+def _parse_fenced_call(text: str) -> ParsedReply | None:
+    """A JSON call in a ```json fence after some text ("I will check:" then the call)."""
+    for match in _FENCE.finditer(text):
+        body = match["body"].strip()
+        values, _ = _json_values(body, limit=1) if body.startswith(("{", "[")) else ([], "")
+        items = values[0] if values and isinstance(values[0], list) else values
+        if items and all(_looks_like_call(item) for item in items):
+            outside = [text[: match.start()], text[match.end() :]]
+            return ParsedReply(_join(outside), [_call_from_value(item) for item in items])
+    return None
 
 
 def _parse_pipe_tagged(text: str) -> ParsedReply | None:
@@ -322,6 +357,8 @@ def _parse_json_reply(text: str) -> ParsedReply | None:
     ``<tool_response>`` or more calls of their own invention, which are dropped.
     """
     body = _strip_fence(text.strip())
+    if body.startswith("{{"):  # a doubled brace, as small models write after a template's {{ }}
+        body = body[1:]
     if not body.startswith(("{", "[")):
         return None
     values, _ = _json_values(body, limit=1)
@@ -467,10 +504,15 @@ class ReplySplitter:
         # token stays constant instead of growing with the reply.
         start = len(self.released)
         hits = [i for i in (self.buffer.find(m, start) for m in MARKERS) if i != -1]
+        json_fence = _JSON_FENCE.search(self.buffer, start)
+        if json_fence:  # a fence around JSON may be a call: held whole until the reply ends
+            hits.append(json_fence.start())
         if hits:
             self._in_call = True
             return self._release_to(min(hits))
-        return self._release_to(len(self.buffer) - _partial_marker_length(self.buffer[start:]))
+        tail = self.buffer[start:]
+        held = max(_partial_marker_length(tail), _open_fence_length(tail))
+        return self._release_to(len(self.buffer) - held)
 
     def finish(self) -> tuple[ParsedReply, str]:
         """Parse the whole reply; also return the text not released yet. A reply whose
@@ -481,8 +523,8 @@ class ReplySplitter:
         reply = parse_reply(self.buffer)
         reply.reasoning = (self._head if self.thinking else self.reasoning).strip()
         shown = self.released.strip()
-        if not reply.calls and not self._in_call:
-            return reply, self.buffer[len(self.released) :]
+        if not reply.calls:  # held text (a fence, a marker) that held no call after all
+            return reply, without_echoes(self.buffer[len(self.released) :])
         return reply, reply.text[len(shown) :] if reply.text.startswith(shown) else ""
 
     @property
@@ -509,6 +551,16 @@ def _held_whole(start: str) -> bool | None:
     _, newline, body = start.partition("\n")
     body = body.lstrip()
     return body[0] in "{[" if newline and body else None
+
+
+_JSON_FENCE = re.compile(r"```(?:json)?[ \t]*\n\s*[{\[]")
+# The end of a text that opens a fence whose body has not started yet ("```", "```json\n  ").
+_OPEN_FENCE = re.compile(r"```(?:j(?:s(?:o(?:n)?)?)?)?[ \t]*\n?\s*$")
+
+
+def _open_fence_length(text: str) -> int:
+    match = _OPEN_FENCE.search(text)
+    return len(text) - match.start() if match else 0
 
 
 def _partial_marker_length(text: str) -> int:

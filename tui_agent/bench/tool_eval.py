@@ -30,11 +30,20 @@ from tui_agent.tools.setup import ToolStack, build_tools
 
 FILES = {
     "notes.txt": "Shopping list: bread, milk.\nThe secret word is PELICAN.\n",
-    "lighthouse.txt": "The lighthouse keeper is called Ansel.\nHe sleeps in the tower.\n",
+    # The name is on a line a search for "lighthouse" does not show: it takes a read.
+    "lighthouse.txt": "Notes about the old lighthouse.\nIts keeper is called Ansel.\n",
     "README.md": "# A small folder\n",
 }
 # Markup that must never be part of an answer.
-_LEAKS = ("<tool_call>", "</tool_call>", "[TOOL_CALLS]", "<|python_tag|>", "<think>", '{"name"')
+_LEAKS = (
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "[TOOL_CALLS]",
+    "<|python_tag|>",
+    "<think>",
+    '{"name"',
+)
 
 ArgumentCheck = Callable[[dict[str, Any]], str]
 
@@ -107,7 +116,7 @@ TASKS = (
         allow=("write_file(hello.txt)",),
         effect=_hello_written,
     ),
-    ToolTask("no_tool", "Without using any tool: what is the capital of France?"),
+    ToolTask("no_tool", "Without using any tool, greet me in one short sentence."),
     ToolTask(
         "two_steps",
         "Find the file that mentions the lighthouse with the grep tool, then read that file"

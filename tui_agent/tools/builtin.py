@@ -15,7 +15,9 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
+
+from pydantic import Field
 
 from tui_agent.config import ToolsConfig
 from tui_agent.logfiles import route_python_logging
@@ -166,16 +168,29 @@ class BuiltinTools:
         return listing + _skipped(skipped)
 
     def grep(
-        self, pattern: str, path: str = ".", file_glob: str = "*", ignore_case: bool = False
+        self,
+        pattern: Annotated[str, Field(description="regular expression to look for")],
+        path: Annotated[str, Field(description="directory or file to search")] = ".",
+        file_glob: Annotated[str, Field(description="only files named like this, e.g. *.py")] = "*",
+        ignore_case: bool = False,
     ) -> str:
         """Search file contents with a regular expression; prints file:line: text."""
         try:
             regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
         except re.error as exc:
             raise ToolFailure(f"invalid regular expression {pattern!r}: {exc}") from exc
+        if not self._path(path).exists() and any(c in path for c in "*?["):
+            # A pattern given as the path (src/**/*.py): search its folder for its file names.
+            parts = Path(path).parts
+            cut = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
+            path = str(Path(*parts[:cut])) if cut else "."
+            file_glob = parts[-1] if file_glob == "*" and parts[-1] != "**" else file_glob
+        base = self._path(path)
+        if not base.exists():
+            raise ToolFailure(f"no such file or directory: {path}")
         results: list[str] = []
         skipped = 0
-        for file in self._walk(self._path(path), file_glob):
+        for file in self._walk(base, file_glob):
             if self.hides(file):
                 skipped += 1
                 continue
