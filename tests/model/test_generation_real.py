@@ -10,7 +10,14 @@ import pytest
 from tui_agent.config import ModelConfig
 from tui_agent.engine import resident
 from tui_agent.engine.fallback_templates import CHATML, fallback_template
-from tui_agent.engine.generation import GREEDY, Sampling, TurnStats, _Pieces, stream_completion
+from tui_agent.engine.generation import (
+    GREEDY,
+    Sampling,
+    TurnStats,
+    _Pieces,
+    collect,
+    stream_completion,
+)
 from tui_agent.engine.resident import ResidentModel, _is_one_token
 
 pytestmark = pytest.mark.model
@@ -29,13 +36,7 @@ def model(demo_gguf: Path) -> ResidentModel:
 def generate(
     model: ResidentModel, sampling: Sampling, prompt: str = PROMPT
 ) -> tuple[str, TurnStats]:
-    stream = stream_completion(model, prompt, sampling)
-    text = ""
-    while True:
-        try:
-            text += next(stream)
-        except StopIteration as done:
-            return text, done.value
+    return collect(stream_completion(model, prompt, sampling))
 
 
 def test_the_text_is_what_llama_cpp_python_gives(model: ResidentModel) -> None:

@@ -13,7 +13,7 @@ from tui_agent.agent.grammar import find_trigger, lazy_grammar, lazy_stream
 from tui_agent.agent.tool_calls import PRESERVED_TOKENS, ParsedCall, parse_reply
 from tui_agent.config import ModelConfig, load_config
 from tui_agent.engine import resident
-from tui_agent.engine.generation import GREEDY, TurnStats, stream_completion
+from tui_agent.engine.generation import GREEDY, TurnStats, collect, stream_completion
 from tui_agent.tools.base import ToolSpec, argument_errors
 from tui_agent.tools.setup import build_tools
 
@@ -81,13 +81,7 @@ def test_what_follows_a_trigger_is_a_valid_call(backend: LlamaBackend, opening: 
         )
 
     stream = lazy_stream(generate, TOOLS, backend.family, "", 120, lambda: False)
-    text = ""
-    while True:
-        try:
-            text += next(stream)
-        except StopIteration as done:
-            stats = done.value
-            break
+    text, stats = collect(stream)
     assert len(calls) == 2 and calls[1][1] is not None, "the restart ran under a grammar"
     reply = parse_reply(text)
     assert len(reply.calls) == 1, text

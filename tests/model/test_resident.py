@@ -13,7 +13,7 @@ from tui_agent.agent.worker import AgentWorker
 from tui_agent.config import AgentConfig, Config, ModelConfig
 from tui_agent.engine import resident
 from tui_agent.engine.chat_template import renderer_for
-from tui_agent.engine.generation import GREEDY, stream_completion
+from tui_agent.engine.generation import GREEDY, collect, stream_completion
 from tui_agent.errors import LoadCancelled, UnsupportedModelError
 from tui_agent.events import Error, Event, ModelLoaded, ModelLoadProgress
 from tui_agent.models.gguf import read_gguf
@@ -24,17 +24,8 @@ CONFIG = ModelConfig(n_ctx=2048, n_threads=2)
 
 
 def generate(model: resident.ResidentModel, prompt: str, max_tokens: int = 8) -> tuple[str, object]:
-    text, pieces = (
-        "",
-        stream_completion(
-            model, prompt, GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": max_tokens})
-        ),
-    )
-    while True:
-        try:
-            text += next(pieces)
-        except StopIteration as done:
-            return text, done.value
+    sampling = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": max_tokens})
+    return collect(stream_completion(model, prompt, sampling))
 
 
 def test_loads_once_and_is_reused_across_prompts(demo_gguf: Path) -> None:

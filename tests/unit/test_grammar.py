@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tui_agent.agent.grammar import find_trigger, lazy_grammar, lazy_stream, may_open_bare_call
-from tui_agent.engine.generation import TurnStats
+from tui_agent.engine.generation import TurnStats, collect
 from tui_agent.tools.base import ToolSpec
 
 READ = ToolSpec(
@@ -44,15 +44,6 @@ class Script:
             return stats
 
         return run()
-
-
-def collect(stream: Generator[str, None, TurnStats]) -> tuple[str, TurnStats]:
-    text = ""
-    while True:
-        try:
-            text += next(stream)
-        except StopIteration as done:
-            return text, done.value
 
 
 def test_plain_text_passes_through_without_a_grammar() -> None:

@@ -8,6 +8,7 @@ also through a symlink planted in the workspace.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,28 @@ def workspace(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def stack(workspace: Path, tmp_path: Path) -> Iterator[ToolStack]:
+@contextmanager
+def tools_with(workspace: Path, tmp_path: Path, permissions: str) -> Iterator[ToolStack]:
+    """The built-in tools in ``workspace`` under the [permissions] given as TOML lines."""
     path = tmp_path / "config.toml"
-    path.write_text(
-        f'[tools]\nworkspace_root = "{workspace}"\n'
-        '[permissions]\ndeny = ["read_file(.env)", "read_file(secrets/**)"]\n'
-        'allow = ["write_file(src/**)", "edit_file(src/**)"]\n'
-    )
+    path.write_text(f'[tools]\nworkspace_root = "{workspace}"\n[permissions]\n{permissions}\n')
     tools = build_tools(load_config(path), with_mcp_servers=False)
     tools.start()
-    yield tools
-    tools.close()
+    try:
+        yield tools
+    finally:
+        tools.close()
+
+
+@pytest.fixture
+def stack(workspace: Path, tmp_path: Path) -> Iterator[ToolStack]:
+    with tools_with(
+        workspace,
+        tmp_path,
+        'deny = ["read_file(.env)", "read_file(secrets/**)"]\n'
+        'allow = ["write_file(src/**)", "edit_file(src/**)"]',
+    ) as tools:
+        yield tools
 
 
 def run(stack: ToolStack, name: str, **arguments: object) -> ToolOutcome:
@@ -123,46 +134,22 @@ def test_unguarded_files_are_still_found(stack: ToolStack) -> None:
 def test_an_ask_rule_on_a_path_asks_for_reads_and_hides_it_from_searches(
     workspace: Path, tmp_path: Path
 ) -> None:
-    path = tmp_path / "ask.toml"
-    path.write_text(
-        f'[tools]\nworkspace_root = "{workspace}"\n[permissions]\nask = ["grep(.env)"]\n'
-    )
-    stack = build_tools(load_config(path), with_mcp_servers=False)
-    stack.start()
-    try:
+    with tools_with(workspace, tmp_path, 'ask = ["grep(.env)"]') as stack:
         assert run(stack, "read_file", path=".env").denied, "asked, and the user said no"
         assert "TOKEN=" not in run(stack, "grep", pattern=".").output
-    finally:
-        stack.close()
 
 
 def test_a_write_rule_guards_writes_but_not_reads(workspace: Path, tmp_path: Path) -> None:
-    path = tmp_path / "w.toml"
-    path.write_text(
-        f'[tools]\nworkspace_root = "{workspace}"\n'
-        '[permissions]\ndeny = ["write_file(src/**)"]\nallow = ["edit_file"]\n'
-    )
-    stack = build_tools(load_config(path), with_mcp_servers=False)
-    stack.start()
-    try:
+    rules = 'deny = ["write_file(src/**)"]\nallow = ["edit_file"]'
+    with tools_with(workspace, tmp_path, rules) as stack:
         edit = run(stack, "edit_file", path="src/app.py", old_string="hello", new_string="bye")
         assert edit.denied and "hello" in (workspace / "src" / "app.py").read_text()
         assert "hello" in run(stack, "read_file", path="src/app.py").output
-    finally:
-        stack.close()
 
 
 def test_shell_commands_naming_a_guarded_path_ask(workspace: Path, tmp_path: Path) -> None:
-    path = tmp_path / "s.toml"
-    path.write_text(
-        f'[tools]\nworkspace_root = "{workspace}"\n'
-        '[permissions]\ndeny = ["read_file(.env)"]\nallow = ["run_shell(cat *)"]\n'
-    )
-    stack = build_tools(load_config(path), with_mcp_servers=False)
-    stack.start()
-    try:
+    rules = 'deny = ["read_file(.env)"]\nallow = ["run_shell(cat *)"]'
+    with tools_with(workspace, tmp_path, rules) as stack:
         assert run(stack, "run_shell", command="cat src/app.py").success
         refused = run(stack, "run_shell", command="cat src/innocent.txt")
         assert refused.denied and SECRET not in refused.output
-    finally:
-        stack.close()

@@ -14,7 +14,7 @@ from dataclasses import replace
 from tui_agent.agent.backend import ModelBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.config import AgentConfig
-from tui_agent.engine.generation import GREEDY
+from tui_agent.engine.generation import GREEDY, collect
 from tui_agent.events import ContextCompacted, EventSink
 
 SUMMARY_INSTRUCTIONS = (
@@ -108,13 +108,7 @@ def _summarize(
     for chunk in _chunks(backend, entries, backend.n_ctx - budget - overhead, summary):
         prompt = _prompt(backend, instructions, summary, chunk)
         sampling = replace(GREEDY, max_tokens=budget)
-        pieces = backend.stream(prompt, sampling, should_stop)
-        text = ""
-        while True:
-            try:
-                text += next(pieces)
-            except StopIteration:
-                break
+        text, _ = collect(backend.stream(prompt, sampling, should_stop))
         if should_stop():
             return None
         summary = text.strip() or summary

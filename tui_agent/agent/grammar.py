@@ -24,7 +24,7 @@ from tui_agent.agent.tool_calls import (
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
 )
-from tui_agent.engine.generation import TurnStats
+from tui_agent.engine.generation import TurnStats, collect
 from tui_agent.tools.base import ToolSpec
 
 # Whitespace allowed between a trigger and the call; bounded, so a model cannot loop on it.
@@ -117,7 +117,7 @@ def lazy_stream(
         grammar = lazy_grammar(tools, trigger) if trigger is not None else None
         if trigger is not None and grammar is not None:
             switching = True
-            before = _drain(first)
+            _, before = collect(first)  # it stops at once: its stop check is true now
             if should_stop() or before.generated_tokens >= max_tokens:
                 yield text[shown:]
                 before.finish_reason = "cancelled" if should_stop() else "length"
@@ -132,15 +132,6 @@ def lazy_stream(
         if held > shown:
             yield text[shown:held]
             shown = held
-
-
-def _drain(stream: Generator[str, None, TurnStats]) -> TurnStats:
-    """The stats of a stream told to stop (its stop check returns true): at most one piece."""
-    while True:
-        try:
-            next(stream)
-        except StopIteration as done:
-            return done.value if done.value is not None else TurnStats()
 
 
 def _joined(before: TurnStats, after: TurnStats) -> TurnStats:

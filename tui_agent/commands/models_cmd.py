@@ -67,7 +67,7 @@ def print_progress(event: Event) -> None:
 def check_model(args: argparse.Namespace) -> int:
     from tui_agent.agent.tool_calls import detect_family
     from tui_agent.engine.chat_template import renderer_for
-    from tui_agent.engine.generation import GREEDY, stream_completion
+    from tui_agent.engine.generation import GREEDY, collect, stream_completion
     from tui_agent.engine.resident import get_resident_model
 
     config = load_config(args.config)
@@ -78,14 +78,7 @@ def check_model(args: argparse.Namespace) -> int:
     prompt = renderer.render([{"role": "user", "content": "Say hello in one short sentence."}])
     sampling = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": args.tokens})
     started = time.perf_counter()
-    pieces = stream_completion(model, prompt, sampling)
-    text = ""
-    while True:
-        try:
-            text += next(pieces)
-        except StopIteration as done:
-            stats = done.value
-            break
+    text, stats = collect(stream_completion(model, prompt, sampling))
     wall = time.perf_counter() - started
     info = model.info
     resources = model.stats()

@@ -63,6 +63,16 @@ def count_tokens(model: ResidentModel, text: str) -> int:
     return len(model.llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
 
+def collect(stream: Generator[str, None, TurnStats]) -> tuple[str, TurnStats]:
+    """All of a stream's text and its stats (for callers that do not show text as it comes)."""
+    text = ""
+    while True:
+        try:
+            text += next(stream)
+        except StopIteration as done:
+            return text, done.value if done.value is not None else TurnStats()
+
+
 def stream_completion(
     model: ResidentModel,
     prompt: str,
