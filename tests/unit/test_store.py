@@ -268,6 +268,15 @@ def test_corrupt_file_is_moved_aside_never_overwritten(db: Path) -> None:
     assert store.count_sessions() == 1
 
 
+def test_two_damaged_files_moved_aside_in_one_second_both_survive(db: Path) -> None:
+    damaged = [b"first damaged file" * 100, b"second damaged file" * 100]
+    for garbage in damaged:
+        db.write_bytes(garbage)
+        SessionStore(db).close()
+    aside = [p for p in db.parent.iterdir() if ".corrupt-" in p.name]
+    assert sorted(p.read_bytes() for p in aside) == sorted(damaged)
+
+
 def test_damaged_pages_are_detected(db: Path) -> None:
     store = SessionStore(db)
     for i in range(30):

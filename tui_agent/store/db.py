@@ -47,6 +47,8 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# How long opening waits for another process that holds the database's lock.
+_LOCK_WAIT_SECONDS = 10.0
 
 
 def default_db_path() -> Path:
@@ -78,12 +80,26 @@ def open_database(path: Path) -> OpenedDatabase:
 def _connect(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
     connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(connection)
     # NORMAL in WAL mode: a commit survives a process crash (kill -9); only power loss can
     # lose the last transactions, and the file stays consistent either way.
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
     return connection
+
+
+def _switch_to_wal(connection: sqlite3.Connection) -> None:
+    """WAL mode, waiting while another process holds the lock the switch needs (two processes
+    opening a new database at once): SQLite reports that as "locked" without waiting itself."""
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _problem_with(path: Path) -> tuple[str, str] | None:
@@ -113,6 +129,11 @@ def _problem_with(path: Path) -> tuple[str, str] | None:
 def _move_aside(path: Path, suffix: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.{suffix}-{stamp}")
+    number = 1
+    while target.exists() or target.with_name(target.name + "-wal").exists():
+        # Another file was moved aside this second: rename() would replace it.
+        number += 1
+        target = path.with_name(f"{path.name}.{suffix}-{stamp}-{number}")
     path.rename(target)
     for extra in ("-wal", "-shm"):
         companion = path.with_name(path.name + extra)
@@ -122,14 +143,20 @@ def _move_aside(path: Path, suffix: str) -> Path:
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    for target in range(version, SCHEMA_VERSION):
+    """Apply the missing migrations, one transaction each. The version is read inside the
+    write transaction: another process that opened the same new file at the same moment may have
+    migrated it while this one waited for the lock."""
+    while True:
         # executescript would commit on its own; run the statements in one explicit transaction.
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(MIGRATIONS[target]):
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
+                connection.execute("COMMIT")
+                return
+            for statement in _statements(MIGRATIONS[version]):
                 connection.execute(statement)
-            connection.execute(f"PRAGMA user_version = {target + 1}")
+            connection.execute(f"PRAGMA user_version = {version + 1}")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
