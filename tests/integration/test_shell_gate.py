@@ -339,3 +339,29 @@ def test_compositions(
         assert verdict == "ask", command
     else:
         assert verdict == "allow", command
+
+
+def test_a_planted_git_config_runs_nothing_under_an_allowed_git_status(
+    tmp_path: Path,
+) -> None:
+    """core.fsmonitor in .git/config makes `git status` run a program: the shell tells git to
+    ignore it (and the pager), so the rule run_shell(git status*) runs git status only."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "config", "core.fsmonitor", f"touch {M}; false"], check=True
+    )
+    (repo / "file.txt").write_text("x")
+    planted = subprocess.run(["git", "status", "--short"], cwd=repo, capture_output=True)
+    assert planted.returncode == 0 and (repo / M).exists(), "git itself runs the planted program"
+    (repo / M).unlink()
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(f'[tools]\nworkspace_root = "{repo}"\n')
+    tools = build_tools(load_config(config_path), allow=ALLOW, with_mcp_servers=False)
+    tools.start()
+    try:
+        outcome = tools.gate.execute(shell("git status --short"), NoOne().context())
+    finally:
+        tools.close()
+    assert outcome.success and "file.txt" in outcome.output
+    assert not (repo / M).exists()

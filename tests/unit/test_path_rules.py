@@ -7,6 +7,7 @@ also through a symlink planted in the workspace.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,3 +154,16 @@ def test_shell_commands_naming_a_guarded_path_ask(workspace: Path, tmp_path: Pat
         assert run(stack, "run_shell", command="cat src/app.py").success
         refused = run(stack, "run_shell", command="cat src/innocent.txt")
         assert refused.denied and SECRET not in refused.output
+
+
+def test_a_hard_link_to_a_file_outside_is_never_written(
+    workspace: Path, tmp_path: Path, stack: ToolStack
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    os.link(outside, workspace / "src" / "linked.txt")
+    write = run(stack, "write_file", path="src/linked.txt", content="changed")
+    edit = run(stack, "edit_file", path="src/linked.txt", old_string="keep", new_string="lost")
+    assert not write.success and "2 hard links" in write.output
+    assert not edit.success and "hard links" in edit.output
+    assert outside.read_text() == "keep me\n"

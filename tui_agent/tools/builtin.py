@@ -220,6 +220,7 @@ class BuiltinTools:
         target = self._path(path)
         if target.is_dir():
             raise ToolFailure(f"{path} is a directory")
+        _refuse_hard_links(target, path)
         existed = target.exists()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
@@ -228,6 +229,7 @@ class BuiltinTools:
     def edit_file(self, path: str, old_string: str, new_string: str) -> str:
         """Replace one exact, unique occurrence of old_string with new_string; returns the diff."""
         target, before = self.whole_text(path)
+        _refuse_hard_links(target, path)
         after = apply_edit(before, old_string, new_string, path)
         target.write_text(after, encoding="utf-8")
         return unified_diff(before, after, self.workspace.relative(target))
@@ -252,6 +254,7 @@ class BuiltinTools:
             stderr=asyncio.subprocess.STDOUT,
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True,
+            env=_without_git_programs(os.environ),
         )
         try:
             output, _ = await asyncio.wait_for(process.communicate(), limit)
@@ -265,6 +268,39 @@ class BuiltinTools:
             ) from exc
         text = output.decode("utf-8", errors="replace")
         return f"exit code {process.returncode}\n{text}"
+
+
+def _refuse_hard_links(target: Path, shown: str) -> None:
+    """A file with other hard links is the same file under other names, which may lie outside
+    the workspace (the path rules see only this name): writing it would change them all."""
+    try:
+        links = target.stat().st_nlink
+    except FileNotFoundError:
+        return
+    if links > 1:
+        raise ToolFailure(
+            f"{shown} has {links} hard links: writing it would also change the same file under"
+            " its other names, which may be outside the workspace; copy it to a new file instead"
+        )
+
+
+# Repository settings that make any git command run a program: a .git/config planted in the
+# workspace would otherwise run one under a rule such as run_shell(git status*).
+_GIT_OVERRIDES = {"core.fsmonitor": "", "core.pager": "cat"}
+
+
+def _without_git_programs(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    """The environment with git told (GIT_CONFIG_COUNT, git >= 2.31) to ignore those settings;
+    a count the user set already is extended, not replaced."""
+    env = dict(environ)
+    given = env.get("GIT_CONFIG_COUNT", "0")
+    count = int(given) if given.isdigit() else 0
+    for key, value in _GIT_OVERRIDES.items():
+        env[f"GIT_CONFIG_KEY_{count}"] = key
+        env[f"GIT_CONFIG_VALUE_{count}"] = value
+        count += 1
+    env["GIT_CONFIG_COUNT"] = str(count)
+    return env
 
 
 def _text_lines(file: Path) -> list[tuple[int, str]]:
