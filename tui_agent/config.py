@@ -240,6 +240,13 @@ def _mcp_servers(value: Any, where: _Locator) -> dict[str, McpServerConfig]:
         server = _build_section(
             McpServerConfig, _expect_table(table, section, where), section, where
         )
+        if name == "builtin":
+            raise where.error(
+                section,
+                None,
+                "the MCP server name `builtin` is taken by llamachat's built-in tools",
+                f"rename [{section}] to something else, e.g. [{MCP_SECTION}.my-tools]",
+            )
         if bool(server.command) == bool(server.url):
             raise where.error(
                 section,

@@ -86,3 +86,15 @@ def test_continue_without_sessions(tmp_path: Path) -> None:
     config.write_text(f'[history]\ndb_path = "{tmp_path / "empty.db"}"\n')
     result = run_cli("-p", "hi", "-c", "--config", str(config))
     assert result.returncode == 2 and "no saved session yet" in result.stderr
+
+
+def test_a_run_that_saved_nothing_reports_no_session(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[history]\ndb_path = "{tmp_path / "h.db"}"\n')
+    result = run_cli(
+        "-p", "hi", "--model", str(tmp_path / "missing.gguf"), "--output-format", "json",
+        "--config", str(config),
+    )  # fmt: skip
+    record = json.loads(result.stdout)
+    assert result.returncode != 0 and record["reason"] == "error"
+    assert record["session_id"] is None and "model file not found" in record["errors"][0]["message"]

@@ -105,6 +105,10 @@ trusted = true
         ("model = 3\n", ["`model` must be a table"]),
         ("[mcp_servers.x]\nargs = []\n", ["[mcp_servers.x] needs exactly one of `command`"]),
         (
+            "[mcp_servers.builtin]\ncommand = 'x'\n",
+            ["`builtin` is taken by llamachat's built-in tools", "rename [mcp_servers.builtin]"],
+        ),
+        (
             "[mcp_servers.x]\ncommand = 'a'\ntrusted = 'yes'\n",
             ["line 3", "trusted: expected true or false"],
         ),

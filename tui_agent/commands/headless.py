@@ -137,7 +137,9 @@ def run_headless(args: argparse.Namespace) -> int:
             return 130
         finally:
             worker.stop()
-        printer.finish(worker.conversation.id if recorder else None)
+        # A run that saved nothing (the model never loaded) has no session to continue.
+        saved = recorder is not None and store is not None and store.exists(worker.conversation.id)
+        printer.finish(worker.conversation.id if saved else None)
     finally:
         stack.close()
         if store is not None:
