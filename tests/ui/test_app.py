@@ -465,3 +465,23 @@ async def test_reasoning_is_shown_collapsed_above_the_reply_and_restored(tmp_pat
         await wait_until(pilot, lambda: "In the tower." in replies(app), what="restored")
         restored = app.query(AssistantMessage).first()
         assert restored.reasoning == thought and restored.query_one(Collapsible).collapsed
+
+
+async def test_a_theme_with_a_bad_colour_variable_is_skipped_and_the_app_stays_up(
+    tmp_path: Path,
+) -> None:
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    (themes / "bad.toml").write_text(
+        'name = "bad"\nprimary = "#7aa2f7"\n[variables]\n"footer-key-foreground" = "nope"\n'
+    )
+    config = make_config(tmp_path, '[ui]\ntheme = "bad"\n')
+    app = make_app(tmp_path, ScriptedBackend(["still here"]), config)
+    app._theme_dirs = [themes]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        assert app.is_running and app.theme == "llamachat-dark"
+        shown = [n.message for n in app._notifications]
+        assert any("bad.toml: [variables] footer-key-foreground" in m for m in shown)
+        await send(pilot, "hello")
+        await wait_until(pilot, lambda: "still here" in replies(app), what="a reply")

@@ -36,12 +36,16 @@ def test_user_themes_and_broken_files(tmp_path: Path) -> None:
     (tmp_path / "broken.toml").write_text("name = [")
     (tmp_path / "badcolour.toml").write_text('primary = "not-a-colour"\n')
     (tmp_path / "typo.toml").write_text('primary = "#fff"\nbackgroud = "#000"\n')
+    (tmp_path / "badvar.toml").write_text(
+        'primary = "#fff"\n[variables]\n"footer-key-foreground" = "nope"\n"block-cursor-text-style" = "bold"\n'
+    )
     loaded = load_themes([tmp_path])
     assert "mine" in loaded.themes
     problems = "\n".join(loaded.problems)
     assert "broken.toml: cannot read it" in problems
     assert "badcolour.toml: primary = 'not-a-colour' is not a colour" in problems
     assert "typo.toml: unknown key 'backgroud'" in problems
+    assert "badvar.toml: [variables] footer-key-foreground = 'nope' is not a colour" in problems
 
 
 def test_theme_needs_primary(tmp_path: Path) -> None:

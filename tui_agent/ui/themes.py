@@ -92,12 +92,22 @@ def theme_from_file(path: Path) -> Theme:
     variables = data.get("variables", {})
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise ValueError(f"theme {path}: [variables] must map names to strings")
-    return Theme(name=name, dark=bool(data.get("dark", True)), variables=dict(variables), **colours)
+    dark = bool(data.get("dark", True))
+    theme = Theme(name=name, dark=dark, variables=dict(variables), **colours)
+    # A variable that holds a colour must get one: Textual only finds out while restyling the
+    # running app, and then the app quits.
+    defaults = Theme(name=name, dark=dark, **colours).to_color_system().generate()
+    for key, value in variables.items():
+        if _is_colour(defaults.get(key, "")) and not _is_colour(value):
+            raise ValueError(f"theme {path}: [variables] {key} = {value!r} is not a colour")
+    return theme
 
 
 def _is_colour(value: str) -> bool:
     from textual.color import Color, ColorParseError
 
+    if not value:
+        return False
     try:
         Color.parse(value)
     except ColorParseError:
