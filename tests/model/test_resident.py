@@ -202,3 +202,12 @@ def test_a_load_stopped_in_llama_cpps_callback_goes_no_further(demo_gguf: Path) 
         f"llama.cpp must stop at the report that raised: {fractions}"
     )
     assert resident.get_resident_model(demo_gguf, CONFIG).llama is not None
+
+
+def test_a_context_beyond_the_trained_length_is_warned_about(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[model]\nn_ctx = 16384\n[agent]\nmax_tokens_per_completion = 4\n")
+    result = run_cli("--config", str(config), "-p", "hi", "--no-save")
+    assert result.returncode == 0, result.stderr
+    assert "n_ctx 16,384 is more than the 8,192 tokens" in result.stderr
+    assert result.stderr.count("trained on") == 1

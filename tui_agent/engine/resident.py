@@ -21,7 +21,7 @@ from tui_agent.config import ModelConfig
 from tui_agent.engine.fallback_templates import FallbackTemplate, fallback_template
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
 from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
-from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, ignore_event
+from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, Notice, ignore_event
 from tui_agent.models.gguf import GGUFInfo, read_gguf
 from tui_agent.models.memory import check_fits
 
@@ -217,6 +217,16 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
         template = fallback.template
         source = f"built-in {fallback.name} (the GGUF has none)"
     on_event(ModelLoadProgress(info.name, 1.0))
+    trained = info.arch_int("context_length")
+    if trained and settings.n_ctx > trained:
+        # llama.cpp only writes this to its log; replies past the trained length degrade.
+        on_event(
+            Notice(
+                f"n_ctx {settings.n_ctx:,} is more than the {trained:,} tokens {info.name} was"
+                f" trained on: a conversation longer than that may get garbled replies"
+                f" (set [model] n_ctx to {trained:,} or less)"
+            )
+        )
     return ResidentModel(settings, info, llama, seconds, template, source, fallback)
 
 
