@@ -170,3 +170,20 @@ def test_an_ordinary_code_fence_streams() -> None:
     stream = lazy_stream(script, [READ], "hermes", "", 50, lambda: False)
     assert next(stream) == "Run:\n```py", "no hold: this fence holds no call"
     assert collect(stream)[0] == "thon\nprint(1)\n```"
+
+
+def test_a_call_planned_inside_reasoning_does_not_trigger_but_one_after_it_does() -> None:
+    script = Script(
+        ["<think>I will write <tool_call> next.", "</think>\n<tool_call>", "x"],
+        ['{"name": "read_file", "arguments": {"path": "a"}}</tool_call>'],
+    )
+    text, _ = collect(lazy_stream(script, [READ], "hermes", "", 50, lambda: False))
+    assert script.calls[1][0] == "<think>I will write <tool_call> next.</think>\n<tool_call>"
+    assert text.endswith("</tool_call>")
+
+
+def test_reasoning_the_prompt_opened_streams_and_does_not_trigger() -> None:
+    script = Script(["plan: <tool_call>", " done</think>", "Answer."])
+    stream = lazy_stream(script, [READ], "hermes", "", 50, lambda: False, thinking=True)
+    assert next(stream) == "plan: <tool_call>", "reasoning streams as it comes"
+    assert collect(stream)[0] == " done</think>Answer." and len(script.calls) == 1

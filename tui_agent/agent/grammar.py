@@ -21,6 +21,8 @@ from tui_agent.agent.tool_calls import (
     MISTRAL_TAG,
     PIPE_CALL_OPEN,
     PYTHON_TAG,
+    THINK_CLOSE,
+    THINK_OPEN,
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
 )
@@ -65,18 +67,24 @@ _JSON_CALL = re.compile(
 
 
 def find_trigger(
-    text: str, family: str, template: str, names: frozenset[str], since: int = 0
+    text: str,
+    family: str,
+    template: str,
+    names: frozenset[str],
+    since: int = 0,
+    floor: int = 0,
 ) -> Trigger | None:
     """The call that ``text`` (the reply so far) has opened, if it has; text before ``since``
-    was searched already (a trigger there would have been found then)."""
+    was searched already (a trigger there would have been found then), and nothing before
+    ``floor`` (the end of the reasoning) can be one."""
     tagged = family_trigger(family, template)
     if tagged is not None:
         marker, wrapper, key = tagged
-        at = text.find(marker, max(since - len(marker), 0))
+        at = text.find(marker, max(since - len(marker), floor))
         if at != -1:
             return Trigger(at + len(marker), wrapper, key)
     start = len(text) - len(text.lstrip())
-    for match in _JSON_CALL.finditer(text, max(since - 80, 0)):
+    for match in _JSON_CALL.finditer(text, max(since - 80, floor)):
         fenced = match["fence"] is not None
         if match["name"] in names and (fenced or match.start() == start):
             wrapper = f'call {_WS} "```"' if fenced else "call"
@@ -95,16 +103,23 @@ def lazy_stream(
     template: str,
     max_tokens: int,
     should_stop: Callable[[], bool],
+    thinking: bool = False,
 ) -> Generator[str, None, TurnStats]:
     """Stream a reply; when it opens a call, restart from that point under the call's grammar.
 
     Text is passed on as it comes, except the start of a reply that may be a bare JSON call,
-    which is held until that is decided (the restart drops what followed the trigger).
+    which is held until that is decided (the restart drops what followed the trigger). Inside
+    reasoning (``<think>`` not closed yet; ``thinking``: the prompt opened it) nothing triggers:
+    a model that plans a call there has not made it.
     """
     names = frozenset(t.name for t in tools)
     switching = False
     first = generate("", None, max_tokens, lambda: switching or should_stop())
     text, shown, bare = "", 0, True
+    # Whether the reply is inside reasoning: True, False, or None while too short to tell; and
+    # where the reasoning ended (triggers before that point were only planned).
+    reasoning: bool | None = True if thinking else None
+    floor = 0
     while True:
         try:
             piece = next(first)
@@ -113,7 +128,19 @@ def lazy_stream(
                 yield text[shown:]
             return done.value  # type: ignore[no-any-return]
         searched, text = len(text), text + piece
-        trigger = find_trigger(text, family, template, names, searched)
+        if reasoning is None:  # not known yet whether the reply opens with <think>
+            head = text.lstrip()
+            if len(head) >= len(THINK_OPEN) or not THINK_OPEN.startswith(head):
+                reasoning = head.startswith(THINK_OPEN)
+        if reasoning is not False:
+            since = max(searched - len(THINK_CLOSE), 0)
+            closed = -1 if reasoning is None else text.find(THINK_CLOSE, since)
+            if closed == -1:  # reasoning (or maybe about to be): passed on, never a trigger
+                yield text[shown:]
+                shown = len(text)
+                continue
+            floor, reasoning = closed + len(THINK_CLOSE), False
+        trigger = find_trigger(text, family, template, names, searched, floor)
         grammar = lazy_grammar(tools, trigger) if trigger is not None else None
         if trigger is not None and grammar is not None:
             switching = True
