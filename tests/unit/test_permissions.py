@@ -87,6 +87,13 @@ def test_path_glob(pattern: str, path: str, expected: bool) -> None:
         ({"allow": ["write_file(src/**)"]}, write("other/a.py"), BUILTIN_WRITE, "ask"),
         ({"allow": ["write_file(src/**)"]}, write("src/../../etc/x"), BUILTIN_WRITE, "ask"),
         ({"allow": ["run_shell"], "deny": ["run_shell(rm *)"]}, shell("rm -rf /"), SHELL, "deny"),
+        ({"allow": ["run_shell"]}, shell("make > build.log 2>&1 && cat $HOME/x"), SHELL, "allow"),
+        (
+            {"allow": ["run_shell"], "ask": ["run_shell(git push*)"]},
+            shell("make && git push"),
+            SHELL,
+            "ask",
+        ),
         (
             {"allow": ["run_shell"], "ask": ["run_shell(git push*)"]},
             shell("git push"),

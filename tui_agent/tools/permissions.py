@@ -223,9 +223,13 @@ class PermissionPolicy:
                     return Verdict(
                         verdict.policy, verdict.reason, verdict.rule, (f"{policy}: {hit}",)
                     )
-        exact = next((r for r in self.allow if self._names_exactly(r, command)), None)
-        if exact is not None:
-            return _by_rule("allow", exact)
+        # A rule naming this exact command, or run_shell with no pattern (every command: the
+        # user said so), allows what would otherwise always ask.
+        explicit = next(
+            (r for r in self.allow if r.names("run_shell") and r.pattern is None), None
+        ) or next((r for r in self.allow if self._names_exactly(r, command)), None)
+        if explicit is not None:
+            return _by_rule("allow", explicit)
         risks = analysis.risks + self._guarded_paths(analysis.every_command)
         covered: list[tuple[SimpleCommand, Rule | None]] = [
             (c, next((r for r in self.allow if _allows(r, c)), None)) for c in analysis.commands
