@@ -18,7 +18,7 @@ from tui_agent.engine.generation import (
     collect,
     stream_completion,
 )
-from tui_agent.engine.resident import ResidentModel, _is_one_token
+from tui_agent.engine.resident import ResidentModel, single_token
 
 pytestmark = pytest.mark.model
 PROMPT = (
@@ -79,14 +79,16 @@ def test_a_multibyte_character_split_across_tokens_is_joined(model: ResidentMode
 def test_a_turn_ends_at_the_templates_end_token(model: ResidentModel) -> None:
     """For a template of our own, its end token stops generation even if the vocabulary does
     not flag it end-of-generation (a newline here, which a story soon writes)."""
-    assert fallback_template(model.info.architecture, lambda t: _is_one_token(model.llama, t)) == (
-        CHATML
-    ), "the demo vocabulary has ChatML's tokens"
-    model.end_tokens = frozenset({"\n"})
+    assert fallback_template(
+        model.info.architecture, lambda t: single_token(model.llama, t) is not None
+    ) == (CHATML), "the demo vocabulary has ChatML's tokens"
+    newline = single_token(model.llama, "\n")
+    assert newline is not None
+    model.end_token_ids = frozenset({newline})
     try:
         text, stats = generate(model, replace(GREEDY, max_tokens=200))
     finally:
-        model.end_tokens = frozenset()
+        model.end_token_ids = frozenset()
     assert stats.finish_reason == "stop" and "\n" not in text and stats.generated_tokens < 200
     _, plain = generate(model, replace(GREEDY, max_tokens=200))
     assert plain.generated_tokens > stats.generated_tokens

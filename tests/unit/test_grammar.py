@@ -187,3 +187,10 @@ def test_reasoning_the_prompt_opened_streams_and_does_not_trigger() -> None:
     stream = lazy_stream(script, [READ], "hermes", "", 50, lambda: False, thinking=True)
     assert next(stream) == "plan: <tool_call>", "reasoning streams as it comes"
     assert collect(stream)[0] == " done</think>Answer." and len(script.calls) == 1
+
+
+def test_a_tool_without_an_input_schema_stays_callable_under_the_grammar() -> None:
+    trigger = find_trigger("<tool_call>", "hermes", "", frozenset())
+    assert trigger is not None
+    grammar = lazy_grammar([ToolSpec("ping", "", {}), READ], trigger)
+    assert grammar is not None and '\\"ping\\"' in grammar._grammar, "ping is a name it admits"

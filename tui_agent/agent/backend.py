@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from tui_agent.agent.grammar import forced_grammar, lazy_stream
-from tui_agent.agent.tool_calls import PRESERVED_TOKENS, THINK_OPEN, detect_family
+from tui_agent.agent.tool_calls import PRESERVED_TOKENS, detect_family, opens_reasoning
 from tui_agent.engine.chat_template import ChatRenderer, renderer_for
 from tui_agent.engine.generation import Sampling, TurnStats, count_tokens, stream_completion
 from tui_agent.engine.resident import ResidentModel
@@ -122,5 +122,5 @@ class LlamaBackend:
             self.renderer.template,
             sampling.max_tokens,
             should_stop,
-            thinking=prompt.rstrip().endswith(THINK_OPEN),
+            thinking=opens_reasoning(prompt),
         )

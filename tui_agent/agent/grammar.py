@@ -83,7 +83,8 @@ def find_trigger(
         at = text.find(marker, max(since - len(marker), floor))
         if at != -1:
             return Trigger(at + len(marker), wrapper, key)
-    start = len(text) - len(text.lstrip())
+    leading = _LEADING_SPACE.match(text)
+    start = leading.end() if leading else 0
     for match in _JSON_CALL.finditer(text, max(since - 80, floor)):
         fenced = match["fence"] is not None
         if match["name"] in names and (fenced or match.start() == start):
@@ -180,6 +181,9 @@ def _optional_chain(parts: list[str]) -> str:
     return regex
 
 
+_LEADING_SPACE = re.compile(r"\s*")
+# How far back from the end a fence that may still open a call can start (a name is shorter).
+_FENCE_REACH = 256
 # The start of a ```json fence around a call, up to the tool's name while it is being written.
 _FENCED_CALL_PREFIX = re.compile(
     "```"
@@ -194,8 +198,9 @@ _FENCED_CALL_PREFIX = re.compile(
 
 def _fence_that_may_open_a_call(text: str) -> int:
     """Where the text can be passed on up to: the start of a fence that may still turn out to
-    hold a call (the restart would repeat what was passed on), else the end."""
-    fence = text.rfind("```")
+    hold a call (the restart would repeat what was passed on), else the end. Only the end of the
+    text can be such a fence, so only the end is searched (this runs for every piece)."""
+    fence = text.rfind("```", max(len(text) - _FENCE_REACH, 0))
     return fence if fence != -1 and _FENCED_CALL_PREFIX.match(text, fence) else len(text)
 
 
@@ -233,9 +238,7 @@ def forced_grammar(tools: list[ToolSpec]) -> Any:
 def lazy_grammar(tools: list[ToolSpec], trigger: Trigger) -> Any:
     """The grammar for the rest of a call the model has opened; None when a tool's schema is
     beyond what llama.cpp's converter handles (the call then runs without one)."""
-    schemas = tuple(
-        (t.name, json.dumps(t.input_schema, sort_keys=True)) for t in tools if t.input_schema
-    )
+    schemas = tuple((t.name, json.dumps(t.input_schema, sort_keys=True)) for t in tools)
     return _compiled(schemas, trigger.wrapper, trigger.arguments_key)
 
 

@@ -17,11 +17,11 @@ from tui_agent.agent.backend import ModelBackend
 from tui_agent.agent.compaction import compact_conversation
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.tool_calls import (
-    THINK_OPEN,
     MalformedCall,
     ParsedCall,
     ParsedReply,
     ReplySplitter,
+    opens_reasoning,
 )
 from tui_agent.config import AgentConfig
 from tui_agent.engine.generation import Sampling, TurnStats
@@ -186,9 +186,10 @@ class _Run:
             return Completed("error", self.last_text)
         prompt, tokens = fitted
         outcome = self.one_call(iteration, prompt, self.backend.n_ctx - tokens, None, final=True)
-        if isinstance(outcome, Completed) and outcome.reason == "done" and not outcome.text:
+        # A final call runs no tools, so it always ends the turn; without text it answered nothing.
+        if not isinstance(outcome, Completed) or (outcome.reason == "done" and not outcome.text):
             return Completed("repeated_tool_call", "")
-        return outcome if isinstance(outcome, Completed) else Completed("repeated_tool_call", "")
+        return outcome
 
     def one_call(
         self,
@@ -202,8 +203,7 @@ class _Run:
         _Tripped asks for the final answer. A ``final`` call's tool calls are dropped."""
         sampling = sampling_from(self.config)
         max_tokens = min(sampling.max_tokens, reply_room - 1)
-        # A template may open the reasoning itself (Qwen3's generation prompt ends in <think>).
-        splitter = ReplySplitter(thinking=prompt.rstrip().endswith(THINK_OPEN))
+        splitter = ReplySplitter(thinking=opens_reasoning(prompt))
         pieces = self.backend.stream(
             prompt,
             Sampling(**{**sampling.__dict__, "max_tokens": max_tokens}),

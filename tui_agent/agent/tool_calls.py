@@ -91,16 +91,9 @@ class ParsedReply:
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
-def split_reasoning(text: str, thinking: bool = False) -> tuple[str, str]:
-    """(reasoning, the rest) of a reply; ``thinking`` when the prompt already opened <think>.
-    Reasoning that is never closed is all reasoning: the model ran out before answering."""
-    body = text.lstrip()
-    if not thinking:
-        if not body.startswith(THINK_OPEN):
-            return "", text
-        body = body[len(THINK_OPEN) :]
-    reasoning, closed, rest = body.partition(THINK_CLOSE)
-    return reasoning.strip(), rest if closed else ""
+def opens_reasoning(prompt: str) -> bool:
+    """Whether a prompt leaves the model inside <think> (Qwen3's generation prompt can)."""
+    return prompt.rstrip().endswith(THINK_OPEN)
 
 
 def detect_family(template: str) -> str:
@@ -479,14 +472,16 @@ class ReplySplitter:
                 return self._feed_answer(head), ""
             self.thinking = True
             self._head = start[len(THINK_OPEN) :]
-        reasoning, closed, rest = self._head.partition(THINK_CLOSE)
-        if closed:
+        # Only the part after what was released can hold </think>: the search per token stays
+        # short however long the reasoning grows.
+        close = self._head.find(THINK_CLOSE, len(self.reasoning))
+        if close != -1:
             self.thinking, self._after_reasoning = False, True
-            new = reasoning[len(self.reasoning) :]
-            self.reasoning = reasoning
-            return self.feed(rest)[0], new
-        end = len(reasoning) - _partial_length(reasoning, (THINK_CLOSE,))
-        new = reasoning[len(self.reasoning) : max(end, len(self.reasoning))]
+            new = self._head[len(self.reasoning) : close]
+            self.reasoning += new
+            return self.feed(self._head[close + len(THINK_CLOSE) :])[0], new
+        tail = self._head[len(self.reasoning) :]
+        new = tail[: len(tail) - _partial_length(tail, (THINK_CLOSE,))]
         self.reasoning += new
         return "", new
 

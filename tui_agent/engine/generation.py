@@ -95,7 +95,7 @@ def stream_completion(
     stats = TurnStats(prompt_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1))
     llama.n_batch = max(1, min(sampling.n_batch, model.settings.n_batch))
     llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randint(0, 2**32 - 1))
-    pieces = _Pieces(llama, keep_special, model.end_tokens)
+    pieces = _Pieces(llama, keep_special, model.end_token_ids)
     stops = _StopMatcher((*sampling.stop, *model.stop_strings))
     started = time.perf_counter()
     stream = llama.generate(
@@ -140,7 +140,7 @@ class _Pieces:
     """Token → text, one token at a time, with UTF-8 sequences split across tokens joined."""
 
     def __init__(
-        self, llama: Any, keep_special: frozenset[str], end_tokens: frozenset[str] = frozenset()
+        self, llama: Any, keep_special: frozenset[str], ends: frozenset[int] = frozenset()
     ) -> None:
         import llama_cpp
 
@@ -148,11 +148,7 @@ class _Pieces:
         self._vocab = llama._model.vocab
         self._keep = keep_special
         # Tokens that end the turn though the vocabulary may not flag them as end-of-generation.
-        self._ends = {
-            ids[0]
-            for text in end_tokens
-            if len(ids := llama.tokenize(text.encode(), add_bos=False, special=True)) == 1
-        }
+        self._ends = ends
         self._buffer = ctypes.create_string_buffer(256)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -168,7 +164,7 @@ class _Pieces:
             size = self._llama_cpp.llama_token_to_piece(
                 self._vocab, token, self._buffer, len(self._buffer), 0, special
             )
-        return bytes(self._buffer.raw[:size])
+        return ctypes.string_at(self._buffer, size)  # not the rest of the buffer
 
     def text(self, token: int) -> str:
         piece = self._piece(token, special=False)

@@ -77,8 +77,13 @@ class ResidentModel:
         self.load_seconds = load_seconds
         self.chat_template = chat_template
         self.template_source = template_source
-        # How a turn ends when the template is one of ours (the GGUF had none).
-        self.end_tokens = turn_end.end_tokens if turn_end else frozenset()
+        # How a turn ends when the template is one of ours (the GGUF had none): the ids of the
+        # tokens that close it, or the text that starts the next turn.
+        self.end_token_ids = frozenset(
+            token
+            for text in (turn_end.end_tokens if turn_end else ())
+            if (token := single_token(llama, text)) is not None
+        )
         self.stop_strings = turn_end.stop_strings if turn_end else ()
         self.tokens_processed = 0
         self.tokens_generated = 0
@@ -213,7 +218,9 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
     elif info.chat_template:
         template, source = info.chat_template, "GGUF (tokenizer.chat_template)"
     else:
-        fallback = fallback_template(info.architecture, lambda text: _is_one_token(llama, text))
+        fallback = fallback_template(
+            info.architecture, lambda text: single_token(llama, text) is not None
+        )
         template = fallback.template
         source = f"built-in {fallback.name} (the GGUF has none)"
     on_event(ModelLoadProgress(info.name, 1.0))
@@ -230,8 +237,10 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
     return ResidentModel(settings, info, llama, seconds, template, source, fallback)
 
 
-def _is_one_token(llama: Any, text: str) -> bool:
-    return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) == 1
+def single_token(llama: Any, text: str) -> int | None:
+    """The id of the one token the vocabulary writes ``text`` as, if it has one."""
+    ids = llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    return int(ids[0]) if len(ids) == 1 else None
 
 
 @contextlib.contextmanager

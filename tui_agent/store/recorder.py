@@ -16,6 +16,7 @@ from tui_agent.events import (
     ContextCompacted,
     Event,
     PermissionResult,
+    ReasoningDelta,
     SessionChanged,
     TextDelta,
     ToolResult,
@@ -43,6 +44,8 @@ class SessionRecorder:
             return
         if isinstance(event, SessionChanged):
             self._reset_draft()
+            return
+        if isinstance(event, ReasoningDelta):  # saved with its message; nothing to do per token
             return
         if isinstance(event, ToolResult):
             self._tool_results[event.call_id] = {"success": event.success, "denied": event.denied}

@@ -179,13 +179,14 @@ class BuiltinTools:
             regex = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
         except re.error as exc:
             raise ToolFailure(f"invalid regular expression {pattern!r}: {exc}") from exc
-        if not self._path(path).exists() and any(c in path for c in "*?["):
+        base = self._path(path)
+        if not base.exists() and any(c in path for c in "*?["):
             # A pattern given as the path (src/**/*.py): search its folder for its file names.
             parts = Path(path).parts
             cut = next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))
             path = str(Path(*parts[:cut])) if cut else "."
             file_glob = parts[-1] if file_glob == "*" and parts[-1] != "**" else file_glob
-        base = self._path(path)
+            base = self._path(path)
         if not base.exists():
             raise ToolFailure(f"no such file or directory: {path}")
         results: list[str] = []
