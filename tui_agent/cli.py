@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="headless output: text (default), json (one object at the end) or stream-json (one event per line)",
     )
     parser.add_argument(
-        "--no-save", action="store_true", help="do not save this headless run to the history"
+        "--no-save", action="store_true", help="do not save this run to the history"
     )
     parser.set_defaults(handler=_run_default)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")

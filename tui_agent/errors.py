@@ -28,6 +28,10 @@ class ConfigError(LlamachatError):
     exit_code = 2
 
 
+class HistoryUnavailableError(LlamachatError):
+    """The history database cannot be created or opened (an unwritable folder, a bad path)."""
+
+
 class ModelError(LlamachatError):
     """A model cannot be found, read or loaded."""
 

@@ -98,3 +98,16 @@ def test_a_run_that_saved_nothing_reports_no_session(tmp_path: Path) -> None:
     record = json.loads(result.stdout)
     assert result.returncode != 0 and record["reason"] == "error"
     assert record["session_id"] is None and "model file not found" in record["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("argv", [["history", "list"], ["-p", "hi"]])
+def test_a_history_folder_that_cannot_be_made_is_named(tmp_path: Path, argv: list[str]) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the history folder should be")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[history]\ndb_path = "{blocker / "h.db"}"\n')
+    result = run_cli(*argv, "--config", str(config))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{blocker / 'h.db'} cannot be opened: {blocker} is a file, not a folder" in result.stderr
+    assert "--no-save" in result.stderr
+    assert blocker.read_text() == "a file where the history folder should be"

@@ -13,7 +13,9 @@ from textual.widgets import Collapsible, OptionList, Static
 from tests.fake_hub import populate_cache
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, make_config, send, wait_until
+from tui_agent.errors import HistoryUnavailableError
 from tui_agent.events import DownloadProgress
+from tui_agent.ui.screens.dialogs import Confirm
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.screens.permission import GRACE_SECONDS, PermissionScreen
@@ -485,3 +487,22 @@ async def test_a_theme_with_a_bad_colour_variable_is_skipped_and_the_app_stays_u
         assert any("bad.toml: [variables] footer-key-foreground" in m for m in shown)
         await send(pilot, "hello")
         await wait_until(pilot, lambda: "still here" in replies(app), what="a reply")
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+async def test_an_unusable_history_offers_to_chat_unsaved(tmp_path: Path, answer: str) -> None:
+    app = make_app(tmp_path, ScriptedBackend(["Hi."]))
+    app.controller.store = None
+    app.controller.history_problem = HistoryUnavailableError(
+        "the history database /x/h.db cannot be opened: /x is a file, not a folder", "hint"
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+        assert "Chat without saving?" in str(app.screen.query_one(Static).render())
+        await pilot.press(answer)
+        if answer == "n":
+            await wait_until(pilot, lambda: app.return_code == 1, what="the exit")
+            return
+        await send(pilot, "hello")
+        await wait_until(pilot, lambda: replies(app) == ["Hi."], what="the reply")
+        assert "not saved" in str(app.status.render_text())

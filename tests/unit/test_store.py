@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +17,7 @@ from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.loop import compact_now
 from tui_agent.agent.worker import AgentWorker, SendPrompt
 from tui_agent.config import AgentConfig
+from tui_agent.errors import HistoryUnavailableError
 from tui_agent.events import Completed, PermissionRequest
 from tui_agent.store.db import SCHEMA_VERSION, open_database
 from tui_agent.store.export import export_json, export_markdown
@@ -343,3 +345,16 @@ def test_titles() -> None:
     assert title_from("\n  Fix the bug in parser.py\nmore") == "Fix the bug in parser.py"
     assert len(title_from("x" * 200)) == 60 and title_from("x" * 200).endswith("…")
     assert title_from("   ") == "untitled"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_a_read_only_history_folder_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(HistoryUnavailableError) as caught:
+            SessionStore(folder / "h.db")
+    finally:
+        folder.chmod(0o755)
+    assert f"the folder {folder} is not writable" in caught.value.message

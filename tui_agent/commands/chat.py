@@ -6,15 +6,17 @@ import argparse
 
 from tui_agent.commands.headless import session_to_continue
 from tui_agent.commands.history_cmd import open_store
-from tui_agent.config import load_config
+from tui_agent.config import Config, load_config
+from tui_agent.errors import HistoryUnavailableError
 from tui_agent.logfiles import route_python_logging
+from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.setup import ToolStack, build_tools
 
 
 def run_chat(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    store = open_store(config)
-    initial = session_to_continue(store, args)
+    store, problem = _history(config, args)
+    initial = session_to_continue(store, args) if store is not None else None
     from tui_agent.ui.app import LlamachatApp
     from tui_agent.ui.controller import ChatController
 
@@ -22,6 +24,7 @@ def run_chat(args: argparse.Namespace) -> int:
         return build_tools(config, args.allow, args.deny)
 
     controller = ChatController.from_config(config, args.model, store, tools, initial)
+    controller.history_problem = problem
     app = LlamachatApp(controller, config)
     # Library log records go to a file; llama.cpp's own log is routed by the engine. Textual draws
     # on the terminal through fd 2 itself, so fd 2 is left alone.
@@ -30,5 +33,22 @@ def run_chat(args: argparse.Namespace) -> int:
         app.run()
     finally:
         controller.close()
-        store.close()
-    return 0
+        if store is not None:
+            store.close()
+    return app.return_code or 0
+
+
+def _history(
+    config: Config, args: argparse.Namespace
+) -> tuple[SessionStore | None, HistoryUnavailableError | None]:
+    """The store, or None and why: --no-save, or a database that cannot be opened (the app then
+    asks whether to chat without saving; resuming needs it, so that stays an error)."""
+    resuming = bool(args.resume or args.continue_session)
+    if args.no_save and not resuming:
+        return None, None
+    try:
+        return open_store(config), None
+    except HistoryUnavailableError as exc:
+        if resuming:
+            raise
+        return None, exc

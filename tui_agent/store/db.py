@@ -7,12 +7,15 @@ llamachat wrote, is moved aside (never deleted or overwritten) and the user is t
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
+
+from tui_agent.errors import HistoryUnavailableError
 
 # Each entry upgrades the schema from version i to i + 1, inside one transaction.
 MIGRATIONS: list[str] = [
@@ -64,17 +67,45 @@ class OpenedDatabase:
 
 def open_database(path: Path) -> OpenedDatabase:
     """Open (creating or migrating) the database; a bad file is moved aside first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    notices: list[str] = []
-    problem = _problem_with(path) if path.exists() else None
-    if problem is not None:
-        aside = _move_aside(path, problem[0])
-        notices.append(
-            f"the history database {path} {problem[1]}; it was moved to {aside} and a new one started"
-        )
-    connection = _connect(path)
-    _migrate(connection)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        notices: list[str] = []
+        problem = _problem_with(path) if path.exists() else None
+        if problem is not None:
+            aside = _move_aside(path, problem[0])
+            notices.append(
+                f"the history database {path} {problem[1]}; it was moved to {aside} and a new one"
+                " started"
+            )
+        connection = _connect(path)
+        try:
+            _migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
+    except (OSError, sqlite3.OperationalError) as exc:
+        # A folder that cannot be created or written, a file where a folder should be, a full
+        # disk: sqlite3 says "unable to open database file" without saying which or why.
+        raise HistoryUnavailableError(
+            f"the history database {path} cannot be opened: {_cause(path, exc)}",
+            f"make sure {path.parent} is a folder you can write to, set [history] db_path in the"
+            " config to a writable file, or run the chat with --no-save",
+        ) from exc
     return OpenedDatabase(connection, path, notices)
+
+
+def _cause(path: Path, exc: Exception) -> str:
+    """What is really wrong, where sqlite3 only says it could not open the file."""
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if folder == path.parent and not os.access(folder, os.W_OK | os.X_OK):
+        return f"the folder {folder} is not writable"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"SQLite could not open or create it ({exc})"
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -24,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from tui_agent.config import Config, save_settings
+from tui_agent.errors import LlamachatError
 from tui_agent.events import (
     Completed,
     ContextCompacted,
@@ -46,7 +47,7 @@ from tui_agent.store.sessions import Entry
 from tui_agent.ui.controller import ChatController
 from tui_agent.ui.garbage import GarbageSettler
 from tui_agent.ui.printable import printable, printable_value
-from tui_agent.ui.screens.dialogs import ShowText
+from tui_agent.ui.screens.dialogs import Confirm, ShowText
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.screens.permission import PermissionScreen
@@ -134,6 +135,16 @@ class LlamachatApp(App[None]):
         if self.controller.store is not None:
             for notice in self.controller.store.notices:
                 self.notify(notice, severity="warning", timeout=15)
+        else:
+            self.status.set(saving=False)
+        if self.controller.history_problem is not None:
+            self._ask_to_chat_unsaved(self.controller.history_problem)
+
+    @work
+    async def _ask_to_chat_unsaved(self, problem: LlamachatError) -> None:
+        question = f"{problem.message}\n{problem.hint}\n\nChat without saving?"
+        if not await self.push_screen_wait(Confirm(question)):
+            self.exit(return_code=1, message=str(problem))
 
     def _first_frame_painted(self) -> None:
         self.first_frame_at = time.time()
@@ -449,7 +460,6 @@ class LlamachatApp(App[None]):
         self.switch_model(chosen)
 
     def switch_model(self, spec: str) -> None:
-        from tui_agent.errors import LlamachatError
         from tui_agent.models.sources import parse_model_spec
 
         try:
@@ -503,7 +513,11 @@ class LlamachatApp(App[None]):
     @work
     async def action_history(self) -> None:
         if self.controller.store is None:
-            self.notify("history is off in this run", severity="warning")
+            problem = self.controller.history_problem
+            self.notify(
+                problem.message if problem else "history is off in this run (--no-save)",
+                severity="warning",
+            )
             return
         session_id = await self.push_screen_wait(HistoryScreen(self.controller.store))
         if session_id:

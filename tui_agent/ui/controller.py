@@ -16,6 +16,7 @@ from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.agent.worker import AgentWorker, Compact, NewSession, ResumeSession, SendPrompt
 from tui_agent.config import Config
+from tui_agent.errors import LlamachatError
 from tui_agent.events import Event, EventSink, Notice, ReasoningDelta, TextDelta
 from tui_agent.store.recorder import SessionRecorder
 from tui_agent.store.sessions import SessionStore
@@ -62,6 +63,8 @@ class ChatController:
     # Called on the worker thread when an event other than text arrives, so the app can show a
     # permission prompt or the end of a reply at once instead of at its next timer tick.
     wake: Callable[[], None] | None = None
+    # Why the history could not be opened, when it could not (the chat then runs unsaved).
+    history_problem: LlamachatError | None = None
 
     @classmethod
     def from_config(

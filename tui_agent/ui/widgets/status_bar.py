@@ -20,6 +20,7 @@ class StatusInfo:
     tokens_per_second: float = 0.0
     time_to_first_token: float = 0.0
     progress: float | None = None
+    saving: bool = True  # False: this chat is not saved to the history
 
 
 class StatusBar(Static):
@@ -57,6 +58,8 @@ class StatusBar(Static):
             "model failed": "bold red",
         }.get(info.state, "bold cyan")
         parts: list[str | tuple[str, str]] = [(f"● {state}", style)]
+        if not info.saving:
+            parts += ["  │  ", ("not saved", "bold red")]
         if info.model:
             name = info.model if len(info.model) <= 24 else info.model[:23] + "…"
             parts += ["  │  ", (name, "bold")]
