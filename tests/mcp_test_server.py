@@ -61,6 +61,9 @@ def touch(path: str) -> str:
 
 if __name__ == "__main__":
     print("test server starting (this line goes to stderr)", file=sys.stderr)
+    if "--noise" in sys.argv:  # a badly behaved server: a banner in Latin-1 on stdout
+        sys.stdout.buffer.write("démarrage…\n".encode("latin-1", "replace"))
+        sys.stdout.flush()
     if len(sys.argv) > 2 and sys.argv[1] == "http":
         app.run(transport="streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:

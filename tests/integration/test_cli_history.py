@@ -108,6 +108,8 @@ def test_a_history_folder_that_cannot_be_made_is_named(tmp_path: Path, argv: lis
     config.write_text(f'[history]\ndb_path = "{blocker / "h.db"}"\n')
     result = run_cli(*argv, "--config", str(config))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"{blocker / 'h.db'} cannot be opened: {blocker} is a file, not a folder" in result.stderr
+    assert (
+        f"{blocker / 'h.db'} cannot be opened: {blocker} is a file, not a folder" in result.stderr
+    )
     assert "--no-save" in result.stderr
     assert blocker.read_text() == "a file where the history folder should be"

@@ -20,7 +20,8 @@ SERVER = str(Path(__file__).parent.parent / "mcp_test_server.py")
 
 
 def stdio(**overrides: object) -> McpServerConfig:
-    return McpServerConfig(command=sys.executable, args=[SERVER], **overrides)  # type: ignore[arg-type]
+    settings: dict[str, object] = {"args": [SERVER], **overrides}
+    return McpServerConfig(command=sys.executable, **settings)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -252,3 +253,29 @@ def test_third_party_npm_filesystem_server(
     assert specs["fs__read_text_file"].read_only and not specs["fs__write_file"].read_only
     outcome = hub.call("fs__read_text_file", {"path": str(root / "notes.txt")})
     assert outcome.success and "from the npm server" in outcome.output
+
+
+def test_a_server_that_writes_non_utf8_on_stdout_still_starts_and_is_named(hub_factory) -> None:  # type: ignore[no-untyped-def]
+    hub = hub_factory({"t": stdio(args=[SERVER, "--noise"], startup_timeout_sec=10)})
+    status = hub.statuses()[0]
+    assert status.state == "ready", status.error
+    assert "1 line(s) on stdout that are not UTF-8" in status.problem()
+    assert "log to stderr" in status.warning
+    assert hub.call("t__add", {"a": 2, "b": 3}).output == "5"
+
+
+def test_a_server_that_only_writes_noise_fails_with_the_reason(hub_factory) -> None:  # type: ignore[no-untyped-def]
+    noisy = McpServerConfig(
+        command=sys.executable,
+        args=[
+            "-c",
+            "import sys, time; sys.stdout.buffer.write(b'\\xff oops\\n'); sys.stdout.flush(); time.sleep(30)",
+        ],
+        startup_timeout_sec=1,
+    )
+    status = hub_factory({"noisy": noisy}).statuses()[0]
+    assert status.state == "failed"
+    assert (
+        "did not start within 1 s (startup_timeout_sec); it wrote 1 line(s) on stdout that are not UTF-8"
+        in status.error
+    )

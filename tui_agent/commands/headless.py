@@ -113,8 +113,8 @@ def run_headless(args: argparse.Namespace) -> int:
     stack.gate.offer_only_unasked = True
     try:
         for status in stack.start():
-            if status.state == "failed":
-                printer.show(Notice(f"MCP server {status.name!r} failed: {status.error}"))
+            if status.problem():
+                printer.show(Notice(status.problem()))
         forced = forced_tools(stack, args.force_tool)
         worker = start_worker(
             config,

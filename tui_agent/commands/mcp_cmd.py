@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ def list_servers(args: argparse.Namespace) -> int:
             [status.name, status.transport, status.state, status.protocol_version or "-", detail]
         )
     print_table(["SERVER", "TRANSPORT", "STATUS", "PROTOCOL", "TOOLS"], rows)
+    for status in statuses:
+        if status.warning:
+            print(f"llamachat: {status.problem()}", file=sys.stderr)
     return 0 if all(s.state in ("ready", "disabled") for s in statuses) else 1
 
 

@@ -24,8 +24,8 @@ def _started(args: argparse.Namespace) -> ToolStack:
     config = load_config(args.config)
     stack = build_tools(config, getattr(args, "allow", []), getattr(args, "deny", []))
     for status in stack.start():
-        if status.state == "failed":
-            print(f"llamachat: MCP server {status.name!r} failed: {status.error}", file=sys.stderr)
+        if status.problem():
+            print(f"llamachat: {status.problem()}", file=sys.stderr)
     return stack
 
 

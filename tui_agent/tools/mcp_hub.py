@@ -38,6 +38,13 @@ class ServerStatus:
     tools: list[str] = field(default_factory=list)
     error: str = ""
     log_path: str = ""
+    warning: str = ""  # a server that runs but misbehaves (output on stdout that is not JSON-RPC)
+
+    def problem(self) -> str:
+        """The line to show the user about this server, or "" when all is well."""
+        if self.state == "failed":
+            return f"MCP server {self.name!r} failed: {self.error}"
+        return f"MCP server {self.name!r}: {self.warning}" if self.warning else ""
 
 
 @dataclass
@@ -52,6 +59,19 @@ class _Connection:
     ready: asyncio.Event | None = None
     specs: list[ToolSpec] = field(default_factory=list)
     remote: dict[str, str] = field(default_factory=dict)  # our tool name -> the server's
+    # Lines on the server's stdout that were not JSON-RPC: how many, and the first one.
+    noise: int = 0
+    first_noise: str = ""
+
+    def noise_text(self) -> str:
+        if not self.noise:
+            return ""
+        what = "not UTF-8" if "\ufffd" in self.first_noise else "not JSON-RPC"
+        return (
+            f"it wrote {self.noise} line(s) on stdout that are {what}, which were ignored"
+            f" (the first: {self.first_noise[:80]!r}); a stdio server must keep stdout for"
+            " JSON-RPC and log to stderr"
+        )
 
 
 class McpHub:
@@ -168,6 +188,8 @@ class McpHub:
         except TimeoutError:
             connection.status.state = "failed"
             connection.status.error = f"did not start within {timeout:g} s (startup_timeout_sec)"
+            if connection.noise:
+                connection.status.error += f"; {connection.noise_text()}"
             connection.stop.set()
             connection.task.cancel()
 
@@ -176,14 +198,27 @@ class McpHub:
         from mcp import Client
 
         assert connection.stop is not None and connection.ready is not None
+
+        async def on_message(message: Any) -> None:
+            # A line on stdout that is not JSON-RPC reaches the session as an exception; the SDK
+            # only logs it. Count it so the user learns why a server misbehaves.
+            if isinstance(message, Exception):
+                if not connection.noise:
+                    connection.first_noise = _offending_line(message)
+                connection.noise += 1
+
+        connection.noise, connection.first_noise = 0, ""
         try:
             async with contextlib.AsyncExitStack() as stack:
                 transport = self._transport(connection, stack)
-                client = await stack.enter_async_context(Client(transport))
+                client = await stack.enter_async_context(
+                    Client(transport, message_handler=on_message)
+                )
                 connection.client = client
                 connection.status.protocol_version = str(client.protocol_version)
                 await self._list_tools(connection)
                 connection.status.state = "ready"
+                connection.status.warning = connection.noise_text()
                 connection.ready.set()
                 await connection.stop.wait()
         except asyncio.CancelledError:
@@ -217,6 +252,9 @@ class McpHub:
             args=list(config.args),
             env={**os.environ, **config.env} if config.env else None,
             cwd=config.cwd or None,
+            # "strict" ends the SDK's stdout reader on the first bad byte, silently: the server
+            # then looks like it never started. Replaced, the line is reported as noise.
+            encoding_error_handler="replace",
         )
         return stdio_client(params, errlog=log)
 
@@ -383,9 +421,20 @@ def _describe_failure(connection: _Connection, exc: BaseException) -> str:
             "[Errno 2] ", ""
         )
     text = f"{type(first).__name__}: {first}"
+    if connection.noise:
+        text += f"; {connection.noise_text()}"
     if connection.status.log_path:
         text += f" (server log: {connection.status.log_path})"
     return text
+
+
+def _offending_line(exc: Exception) -> str:
+    """The stdout line a parse error is about (pydantic keeps it as the error's input)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            return str(errors()[0]["input"])
+    return str(exc)
 
 
 def _leaf_exceptions(exc: BaseException) -> list[BaseException]:

@@ -86,8 +86,8 @@ class ChatController:
                 if tools.stack is None:
                     tools.stack = build_tool_stack()
                     for status in tools.stack.start():
-                        if status.state == "failed":
-                            sink(Notice(f"MCP server {status.name!r} failed: {status.error}"))
+                        if status.problem():
+                            sink(Notice(status.problem()))
                 return load_model(sink)
 
             return load
