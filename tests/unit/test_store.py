@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import tui_agent.store.recorder as recorder_module
 from tests.scripted import FunctionTools, ScriptedBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.loop import compact_now
@@ -176,8 +177,6 @@ def test_draft_is_saved_while_streaming_and_finished_after(db: Path) -> None:
     worker = AgentWorker(
         lambda sink: backend, None, AgentConfig(), recorder=SessionRecorder(store)
     ).start()
-    import tui_agent.store.recorder as recorder_module
-
     recorder_module.DRAFT_INTERVAL_SECONDS = 0.0
     try:
         worker.submit(SendPrompt("stream please"))
@@ -206,6 +205,36 @@ def test_draft_is_saved_while_streaming_and_finished_after(db: Path) -> None:
         .fetchall()
     )
     assert rows == [(("a reply that streams slowly " * 4).strip(), 0)], "one row, finished in place"
+
+
+def test_a_draft_is_saved_on_a_timer_while_the_next_token_is_slow(db: Path) -> None:
+    """Tokens seconds apart (a busy CPU): what arrived is on disk within half a second or so,
+    not only when the next token comes; and the timer never writes over the finished reply."""
+    store = SessionStore(db)
+    reply = "a reply that streams slowly " * 4
+    backend = ScriptedBackend([reply], pause_after=3, piece_size=4)
+    worker = AgentWorker(
+        lambda sink: backend, None, AgentConfig(), recorder=SessionRecorder(store)
+    ).start()
+
+    def assistant_rows() -> list[tuple[str, int]]:
+        with sqlite3.connect(db) as reader:
+            query = "SELECT content, interrupted FROM entries WHERE role='assistant'"
+            return reader.execute(query).fetchall()
+
+    try:
+        worker.submit(SendPrompt("stream please"))
+        deadline = time.monotonic() + 5
+        while assistant_rows() != [(reply[:12], 1)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert assistant_rows() == [(reply[:12], 1)], "the three pieces before the pause"
+        backend.resume.set()
+        while not isinstance(worker.events.get(timeout=10), Completed):
+            pass
+        time.sleep(2 * recorder_module.DRAFT_INTERVAL_SECONDS)
+    finally:
+        worker.stop()
+    assert assistant_rows() == [(reply.strip(), 0)], "finished in place, not overwritten"
 
 
 def test_search_finds_words_in_tool_results_and_calls(db: Path) -> None:

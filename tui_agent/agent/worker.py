@@ -68,6 +68,8 @@ BackendFactory = Callable[[EventSink], ModelBackend]
 class Recorder(Protocol):
     def observe(self, event: Event, conversation: Conversation) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class AgentWorker:
     def __init__(
@@ -199,6 +201,8 @@ class AgentWorker:
                 self._emit(Completed("error"))
             finally:
                 self.busy.clear()
+        if self._recorder is not None:
+            self._recorder.close()
 
     def _run(self, command: Command) -> None:
         assert self.backend is not None
