@@ -151,6 +151,15 @@ def test_read_file_odd_files(tmp_path: Path) -> None:
     (root / "loop").symlink_to(root / "loop")
     with pytest.raises(ToolFailure, match="symlink loop"):
         tools.read_file("loop")
+    (root / "sub").mkdir()
+    (root / "sub" / "up").symlink_to(root)  # a folder loop: sub/up/sub/up/…
+    (root / "ping").symlink_to(root / "pong")
+    (root / "pong").symlink_to(root / "ping")
+    for pattern in ("**/*", "**/*.txt", "sub/up/**", "loop/*", "p*"):
+        tools.glob(pattern)  # finishes, and raises nothing but a ToolFailure
+    assert "empty.txt" in tools.glob("**/*.txt")
+    assert "no-newline.txt:1: a" in tools.grep("a", file_glob="*.txt")
+    assert tools.list_dir("sub") == "up/"
 
 
 def test_edit_file_keeps_the_whole_of_a_large_file(tmp_path: Path) -> None:
