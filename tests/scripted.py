@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_agent.agent.backend import resolve_tool_format
 from tui_agent.agent.compaction import SUMMARY_INSTRUCTIONS
 from tui_agent.engine.chat_template import ChatRenderer
 from tui_agent.engine.generation import Sampling, TurnStats
@@ -72,15 +73,17 @@ class ScriptedBackend:
     parallel_calls: bool = True
     # Times for the turn statistics; the snapshot scenarios pass a steady fake clock.
     clock: Callable[[], float] = time.perf_counter
+    # As [model] tool_format says: auto | json | tagged (resolved with the template).
+    tool_format: str = "auto"
 
     def __post_init__(self) -> None:
         self.renderer = ChatRenderer(self.template, bos_token="", eos_token="<|im_end|>")
-        self.template_has_tools = self.renderer.supports_tools
+        self.tool_format = resolve_tool_format(self.tool_format, self.renderer.supports_tools)
         self._previous = ""
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:
         return self.renderer.render(
-            messages, [t.for_template() for t in tools] if self.template_has_tools else None
+            messages, [t.for_template() for t in tools] if self.tool_format == "template" else None
         )
 
     def count_tokens(self, text: str) -> int:

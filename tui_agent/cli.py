@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(eval_tools)
     eval_tools.add_argument("--json", action="store_true", help="machine-readable output")
+    eval_tools.add_argument(
+        "--tool-format",
+        choices=("auto", "tagged", "json"),
+        help="how the model calls tools, instead of [model] tool_format (compare them)",
+    )
     eval_tools.set_defaults(handler=_lazy("tui_agent.commands.eval_cmd", "eval_tools"))
 
     mcp = commands.add_parser(

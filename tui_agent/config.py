@@ -25,9 +25,16 @@ from tui_agent.errors import ConfigError
 CONFIG_ENV_VAR = "LLAMACHAT_CONFIG"
 
 
-def _opt(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None) -> Any:
-    """A config field with its documentation and (for numbers) its inclusive range."""
-    meta = {"doc": doc, "lo": lo, "hi": hi}
+def _opt(
+    default: Any,
+    doc: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """A config field with its documentation, and its inclusive range (numbers) or choices."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -47,6 +54,14 @@ class ModelConfig:
     n_gpu_layers: int = _opt(0, "Layers to offload to a GPU; -1 offloads all.", lo=-1, hi=100_000)
     chat_template: str = _opt(
         "", "A Jinja chat template to use instead of the one inside the GGUF (empty: the GGUF's)."
+    )
+    tool_format: str = _opt(
+        "auto",
+        'How the model calls tools: "auto" (the template\'s own way when it has one, else'
+        ' "tagged"), "tagged" (<tool_call> markup described in the system prompt) or "json"'
+        " (every reply a JSON call or answer, held to it by a grammar: calls that always parse,"
+        " for models that write no markup reliably; decoding is slower).",
+        choices=("auto", "json", "tagged"),
     )
 
 
@@ -297,6 +312,14 @@ def _check_value(f: dataclasses.Field[Any], value: Any, section: str, where: _Lo
             section,
             f.name,
             f"[{section}] {f.name}: {value} is out of range, expected {lo} to {hi}",
+            str(f.metadata["doc"]),
+        )
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise where.error(
+            section,
+            f.name,
+            f"[{section}] {f.name}: {value!r} is not one of {', '.join(map(repr, choices))}",
             str(f.metadata["doc"]),
         )
     return float(value) if f.type == "float" else value

@@ -104,3 +104,17 @@ def test_the_command_on_the_demo_model() -> None:
     assert set(rows) == {t.name for t in TASKS}
     assert rows["no_tool"]["passed"], rows["no_tool"]
     assert all(row["reason"] for row in report["tasks"]) and report["passed"] >= 1
+
+
+@pytest.mark.model
+def test_json_replies_on_the_demo_model_call_tools_and_leak_no_json() -> None:
+    """Held to JSON replies, even the demo model makes calls that parse, of tools that exist;
+    the JSON never reaches an answer."""
+    result = run_cli("eval", "tools", "--json", "--tool-format", "json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["tool_format"] == "json"
+    offered = {"list_dir", "read_file", "write_file", "edit_file", "glob", "grep", "run_shell"}
+    calls = [name for row in report["tasks"] for name in row["calls"]]
+    assert calls and all(name in offered or name.startswith("facts__") for name in calls)
+    assert not any(row["reason"].startswith("markup leaked") for row in report["tasks"])

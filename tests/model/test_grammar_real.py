@@ -3,12 +3,14 @@ offered tool (name and arguments checked against its schema), whatever the model
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.grammar import find_trigger, lazy_grammar, lazy_stream
 from tui_agent.agent.tool_calls import PRESERVED_TOKENS, ParsedCall, parse_reply
 from tui_agent.config import ModelConfig, load_config
@@ -103,3 +105,35 @@ def test_the_grammar_compiles_for_the_built_in_tools(tmp_path: Path) -> None:
         assert trigger is not None and len(specs) == 7 and lazy_grammar(specs, trigger) is not None
     finally:
         stack.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "offered"),
+    [
+        ("What is in the file notes.txt?", TOOLS),
+        ("Say hello in one short sentence.", TOOLS),
+        ("Say hello in one short sentence.", []),
+    ],
+)
+def test_json_replies_are_a_valid_call_or_an_answer(
+    demo_gguf: Path, question: str, offered: list[ToolSpec]
+) -> None:
+    """Whatever the model would write, the reply is one JSON call of an offered tool with valid
+    arguments, or an answer (only an answer when none is offered)."""
+    model = resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=2048, n_threads=2))
+    backend = LlamaBackend(model, tool_format="json")
+    conversation = Conversation(system_prompt="You are a helpful assistant.")
+    conversation.append(Message("user", question))
+    prompt_text = backend.render(conversation.for_template(offered, "json"), offered)
+    sampling = replace(GREEDY, max_tokens=400, repeat_penalty=1.3)
+    text, stats = collect(backend.stream(prompt_text, sampling, lambda: False, None, offered))
+    assert stats.finish_reason == "stop", f"the grammar closed the reply: {text!r}"
+    reply = json.loads(text)
+    assert list(reply) in (["tool_call"], ["response"]), text
+    if "tool_call" in reply:
+        assert offered, "no call without tools"
+        call = reply["tool_call"]
+        spec = next(t for t in offered if t.name == call["name"])
+        assert argument_errors(spec.input_schema, call["arguments"]) == []
+    else:
+        assert isinstance(reply["response"], str)

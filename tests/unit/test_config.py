@@ -99,6 +99,10 @@ trusted = true
         ('[model]\nn_ctx = "big"\n', ["line 2", "n_ctx: expected a whole number", "got a string"]),
         ("[model]\nflash_attn = 1\n", ["flash_attn: expected true or false"]),
         ("[agent]\n\ntop_p = 1.5\n", ["line 3", "top_p: 1.5 is out of range, expected 0.0 to 1.0"]),
+        (
+            '[model]\ntool_format = "xml"\n',
+            ["line 2", "tool_format: 'xml' is not one of 'auto', 'json', 'tagged'"],
+        ),
         ("[agent]\nstop_sequences = [1, 2]\n", ["stop_sequences: expected a list of strings"]),
         ("[model]\nn_ctx = 4096\nn_ctx = 2048\n", ["line 3", "TOML syntax error"]),
         ("[model\nsource = 'x'\n", ["line 1", "TOML syntax error"]),

@@ -435,9 +435,9 @@ def test_template_without_tool_support_describes_tools_in_the_system_prompt() ->
 
     tools = weather_tools()
     backend = ScriptedBackend(
-        [call("get_weather", city="Oslo"), "Sunny."], template=CHATML.template
+        [call("get_weather", city="Oslo"), "Sunny."], template=CHATML.template, tool_format="tagged"
     )
-    assert not backend.template_has_tools
+    assert backend.tool_format == "tagged"
     events, _ = run(backend, "weather?", tools)
     assert "# Tools" in backend.prompts[0] and '"name": "get_weather"' in backend.prompts[0]
     assert "<tool_response name='get_weather'>" in backend.prompts[1]
@@ -550,3 +550,57 @@ def test_an_empty_reply_after_tool_results_gets_a_final_answer() -> None:
     assert completed(events) == Completed("done", "Sunny.")
     assert FINAL_ANSWER_INSTRUCTION in backend.prompts[-1]
     assert "tool_response" not in text_of(events)
+
+
+def json_call(name: str, **arguments: object) -> str:
+    return json.dumps({"tool_call": {"name": name, "arguments": arguments}})
+
+
+def json_answer(text: str) -> str:
+    return json.dumps({"response": text})
+
+
+def test_json_replies_on_a_template_without_tools() -> None:
+    from tui_agent.engine.fallback_templates import CHATML
+
+    tools = weather_tools()
+    backend = ScriptedBackend(
+        [json_call("get_weather", city="Oslo"), json_answer('Sunny "and" 21°C in Oslo.\n')],
+        template=CHATML.template,
+        tool_format="json",
+    )
+    assert ScriptedBackend([], template=CHATML.template).tool_format == "tagged", "auto"
+    events, conversation = run(backend, "weather?", tools)
+    assert [c.arguments for c in tools.ran] == [{"city": "Oslo"}]
+    assert text_of(events) == 'Sunny "and" 21°C in Oslo.\n', "the answer, decoded; no JSON"
+    assert completed(events) == Completed("done", 'Sunny "and" 21°C in Oslo.')
+    assert backend.offered == [tools.specs(), tools.specs()], "each reply held to the grammar"
+    assert '"tool_call": {"name": "<tool name>"' in backend.prompts[0]
+    # The call is shown back to the model as it wrote it, and the result as a user turn.
+    assert json_call("get_weather", city="Oslo") in backend.prompts[1]
+    assert "<tool_response name='get_weather'>" in backend.prompts[1]
+    assert conversation.messages[1].tool_calls[0].name == "get_weather"
+
+
+def test_json_replies_final_answer_is_held_to_an_answer() -> None:
+    from tui_agent.engine.fallback_templates import CHATML
+
+    tools = weather_tools()
+    again = json_call("get_weather", city="Oslo")
+    backend = ScriptedBackend(
+        [again, again, json_answer("Sunny.")], template=CHATML.template, tool_format="json"
+    )
+    events, _ = run(backend, "weather?", tools)
+    assert len(tools.ran) == 1 and completed(events) == Completed("done", "Sunny.")
+    assert backend.offered[-1] == [], "the final call: an answer only"
+    assert '{"response": "<your answer>"}' in backend.prompts[-1]
+    assert '"name": "get_weather"' not in backend.prompts[-1].split("<|im_end|>")[0]
+
+
+def test_json_replies_are_off_without_tools() -> None:
+    from tui_agent.engine.fallback_templates import CHATML
+
+    backend = ScriptedBackend(["Plain words."], template=CHATML.template, tool_format="json")
+    events, _ = run(backend, "hi")
+    assert text_of(events) == "Plain words." and backend.offered == [[]]
+    assert "JSON" not in backend.prompts[0]

@@ -136,7 +136,15 @@ GOLDEN = [
     ("[see the docs](https://x.y)", "[see the docs](https://x.y)", []),
     ("<tool_response>\ncreated a.txt\n</tool_response>\nDone.", "Done.", []),
     ("Done. <tool_response> created a.txt", "Done.", []),
+    ("<tool_response name='read_file'>\n1: Not here\n</tool_response>\nNo.", "No.", []),
+    ('<tool_response>{"name": "Ann", "age": 3}</tool_response>Ann is 3.', "Ann is 3.", []),
     ("[f(x) for x in xs]", "[f(x) for x in xs]", []),
+    # A call in the result's tags (Qwen2.5-Coder-1.5B with the tools in the system prompt)
+    (
+        '<tool_response>\n{\n  "name": "list_dir",\n  "arguments": {"path": "."}\n}\n</tool_response>',
+        "",
+        [ParsedCall("list_dir", {"path": "."})],
+    ),
 ]
 
 

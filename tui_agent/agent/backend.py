@@ -10,7 +10,9 @@ from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import Any, Protocol
 
+from tui_agent.agent.conversation import ToolFormat
 from tui_agent.agent.grammar import forced_grammar, lazy_stream
+from tui_agent.agent.json_replies import json_reply_grammar
 from tui_agent.agent.tool_calls import PRESERVED_TOKENS, detect_family, opens_reasoning
 from tui_agent.engine.chat_template import ChatRenderer, renderer_for
 from tui_agent.engine.generation import Sampling, TurnStats, count_tokens, stream_completion
@@ -22,7 +24,7 @@ from tui_agent.tools.base import ToolSpec
 class ModelBackend(Protocol):
     name: str
     n_ctx: int
-    template_has_tools: bool
+    tool_format: ToolFormat
     # Whether the template renders several calls in one turn; if not, a reply's first call runs.
     parallel_calls: bool
 
@@ -39,23 +41,34 @@ class ModelBackend(Protocol):
         tools: list[ToolSpec] | None = None,
     ) -> Generator[str, None, TurnStats]:
         """A completion; ``force_tools`` makes it one call of those tools, ``tools`` (the ones
-        offered) engages a grammar once the reply opens a call."""
+        offered) engages a grammar once the reply opens a call. In the "json" tool format
+        ``tools`` holds the whole reply to a JSON call of one of them or an answer (an answer
+        only, when empty)."""
         ...
 
 
 class LlamaBackend:
     """The resident llama.cpp model behind the ModelBackend protocol."""
 
-    def __init__(self, model: ResidentModel, renderer: ChatRenderer | None = None) -> None:
+    def __init__(
+        self,
+        model: ResidentModel,
+        renderer: ChatRenderer | None = None,
+        tool_format: str = "auto",
+    ) -> None:
         self.model = model
         self.renderer = renderer or renderer_for(model)
         self.name = model.name
         self.n_ctx = model.settings.n_ctx
-        self.template_has_tools = self.renderer.supports_tools
+        self.tool_format = resolve_tool_format(tool_format, self.renderer.supports_tools)
         # The markup the model is prompted to write calls in: the template's own, or the
-        # <tool_call> form the system prompt describes when the template has no tools.
-        self.family = detect_family(self.renderer.template) if self.template_has_tools else "hermes"
-        self.parallel_calls = not self.template_has_tools or self._renders_two_calls()
+        # <tool_call> form that the system prompt describes, and JSON replies are turned into.
+        template_calls = self.tool_format == "template"
+        self.family = detect_family(self.renderer.template) if template_calls else "hermes"
+        # JSON replies hold one call each; tagged calls are text, any number renders.
+        self.parallel_calls = self.tool_format == "tagged" or (
+            template_calls and self._renders_two_calls()
+        )
 
     def _renders_two_calls(self) -> bool:
         """Try the template on a turn with two calls (Llama 3.2's raises on it)."""
@@ -79,7 +92,7 @@ class LlamaBackend:
         return True
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:
-        definitions = [t.for_template() for t in tools] if self.template_has_tools else None
+        definitions = [t.for_template() for t in tools] if self.tool_format == "template" else None
         try:
             return self.renderer.render(messages, definitions)
         except Exception as exc:  # a template's raise_exception, or a Jinja error inside it
@@ -113,6 +126,8 @@ class LlamaBackend:
 
         if force_tools:
             return generate("", forced_grammar(force_tools), sampling.max_tokens, should_stop)
+        if self.tool_format == "json" and tools is not None:
+            return generate("", json_reply_grammar(tools), sampling.max_tokens, should_stop)
         if not tools:
             return generate("", None, sampling.max_tokens, should_stop)
         return lazy_stream(
@@ -124,3 +139,13 @@ class LlamaBackend:
             should_stop,
             thinking=opens_reasoning(prompt),
         )
+
+
+def resolve_tool_format(preference: str, template_has_tools: bool) -> ToolFormat:
+    """The tool format for a model: "auto" uses the template's tools when it has them and
+    <tool_call> markup when it has none. JSON replies are asked for by name only: their grammar
+    holds every token, which cost 40% of the decode rate on the demo model (llama-cpp-python
+    applies it to the whole vocabulary), and that model then called a tool to say hello."""
+    if preference in ("json", "tagged"):
+        return "json" if preference == "json" else "tagged"
+    return "template" if template_has_tools else "tagged"

@@ -11,9 +11,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tui_agent.agent.json_replies import (
+    ANSWER_ONLY_INSTRUCTION,
+    JSON_FORMAT_INSTRUCTION,
+    as_json_reply,
+)
 from tui_agent.tools.base import ToolCall, ToolSpec, without_titles
 
 Role = Literal["system", "user", "assistant", "tool"]
+# How the model is told of tools and writes its calls: through the chat template's own tools
+# support; as <tool_call> markup described in the system prompt; or as JSON replies (every reply
+# a call or an answer, held to that by a grammar; see json_replies.py).
+ToolFormat = Literal["template", "tagged", "json"]
 
 # After compaction the kept messages may start with the model's turn; templates that insist on
 # user/assistant alternation (Gemma, Mistral) then refuse, so a user turn goes first.
@@ -58,34 +67,40 @@ class Conversation:
         n = self.tool_calls_made
         return f"call{n:05d}" if n < 100_000 else f"{n:09d}"
 
-    def system_text(self, tools: list[ToolSpec], describe_tools: bool) -> str:
+    def system_text(self, tools: list[ToolSpec], tool_format: ToolFormat) -> str:
         text = self.system_prompt
-        if describe_tools and tools:
-            text += "\n\n" + describe_tools_for_prompt(tools)
+        if tool_format == "json":
+            text += "\n\n" + (
+                describe_tools_for_prompt(tools, JSON_FORMAT_INSTRUCTION)
+                if tools
+                else ANSWER_ONLY_INSTRUCTION
+            )
+        elif tool_format == "tagged" and tools:
+            text += "\n\n" + describe_tools_for_prompt(tools, _TAGGED_INSTRUCTION)
         for summary in self.summaries:
             text += "\n\n## Summary of the earlier conversation\n" + summary
         return text
 
-    def for_template(self, tools: list[ToolSpec], template_has_tools: bool) -> list[dict[str, Any]]:
+    def for_template(self, tools: list[ToolSpec], tool_format: ToolFormat) -> list[dict[str, Any]]:
         """Messages as chat templates expect them (OpenAI shape).
 
         Templates that know tools get structured ``tool_calls`` and ``tool`` messages. Others get
-        the calls written as the ``<tool_call>`` text the system prompt asks for, the results as
-        user messages, and consecutive messages of one role merged (some templates insist on
-        alternating roles).
+        the calls written as the model was asked to write them (``<tool_call>`` markup, or JSON
+        replies), the results as user messages, and consecutive messages of one role merged
+        (some templates insist on alternating roles).
         """
         rendered: list[dict[str, Any]] = [
-            {"role": "system", "content": self.system_text(tools, not template_has_tools)}
+            {"role": "system", "content": self.system_text(tools, tool_format)}
         ]
         if self.messages and self.messages[0].role != "user":
             rendered.append({"role": "user", "content": CONTINUE_STUB})
         for message in self.messages:
-            rendered.append(_message_for_template(message, template_has_tools))
-        return rendered if template_has_tools else _merge_same_roles(rendered)
+            rendered.append(_message_for_template(message, tool_format))
+        return rendered if tool_format == "template" else _merge_same_roles(rendered)
 
 
-def _message_for_template(message: Message, template_has_tools: bool) -> dict[str, Any]:
-    rendered = _plain_message_for_template(message, template_has_tools)
+def _message_for_template(message: Message, tool_format: ToolFormat) -> dict[str, Any]:
+    rendered = _plain_message_for_template(message, tool_format)
     if message.reasoning and message.role == "assistant":
         # Templates that know reasoning decide where it goes (Qwen3 keeps it only for the turn
         # in progress); the others ignore the key.
@@ -93,9 +108,12 @@ def _message_for_template(message: Message, template_has_tools: bool) -> dict[st
     return rendered
 
 
-def _plain_message_for_template(message: Message, template_has_tools: bool) -> dict[str, Any]:
+def _plain_message_for_template(message: Message, tool_format: ToolFormat) -> dict[str, Any]:
+    if message.role == "assistant" and tool_format == "json":
+        called = [(c.name, c.arguments) for c in message.tool_calls]
+        return {"role": "assistant", "content": as_json_reply(message.content, called)}
     if message.role == "assistant" and message.tool_calls:
-        if template_has_tools:
+        if tool_format == "template":
             return {
                 "role": "assistant",
                 "content": message.content,
@@ -114,7 +132,7 @@ def _plain_message_for_template(message: Message, template_has_tools: bool) -> d
         )
         return {"role": "assistant", "content": f"{message.content}\n{calls}".strip()}
     if message.role == "tool":
-        if template_has_tools:
+        if tool_format == "template":
             return {
                 "role": "tool",
                 "tool_call_id": message.tool_call_id,
@@ -141,12 +159,14 @@ def _merge_same_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return merged
 
 
-def describe_tools_for_prompt(tools: list[ToolSpec]) -> str:
+_TAGGED_INSTRUCTION = 'To call one, reply with only:\n<tool_call>{"name": "TOOL_NAME", "arguments": {...}}</tool_call>'
+
+
+def describe_tools_for_prompt(tools: list[ToolSpec], how_to_call: str) -> str:
     """Tool instructions for templates that cannot render tools themselves."""
     lines = [
         "# Tools",
-        "You can call these tools. To call one, reply with only:",
-        '<tool_call>{"name": "TOOL_NAME", "arguments": {...}}</tool_call>',
+        "You can call these tools. " + how_to_call,
         "The result comes back in a <tool_response> message. Available tools (JSON schemas):",
     ]
     for spec in tools:

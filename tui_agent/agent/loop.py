@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from tui_agent.agent.backend import ModelBackend
 from tui_agent.agent.compaction import compact_conversation
-from tui_agent.agent.conversation import Conversation, Message
+from tui_agent.agent.conversation import Conversation, Message, ToolFormat
+from tui_agent.agent.json_replies import unwrap_json_reply
 from tui_agent.agent.tool_calls import (
     MalformedCall,
     ParsedCall,
@@ -114,11 +115,15 @@ class _Run:
         # The signature of the last call that ran and whether it succeeded.
         self.previous: tuple[str, bool] | None = None
         self.last_text = ""
+        # JSON replies only where there are tools to call: a chat without any answers freely.
+        self.tool_format: ToolFormat = backend.tool_format
+        if self.tool_format == "json" and not self.specs:
+            self.tool_format = "tagged"
 
     def render(self, final: bool = False) -> str:
         """The prompt; ``final`` leaves the tools out and asks for an answer from the results."""
         tools = [] if final else self.specs
-        messages = self.conversation.for_template(tools, self.backend.template_has_tools)
+        messages = self.conversation.for_template(tools, self.tool_format)
         if final:
             messages.append({"role": "user", "content": FINAL_ANSWER_INSTRUCTION})
         return self.backend.render(messages, tools)
@@ -204,13 +209,18 @@ class _Run:
         sampling = sampling_from(self.config)
         max_tokens = min(sampling.max_tokens, reply_room - 1)
         splitter = ReplySplitter(thinking=opens_reasoning(prompt))
+        json_replies = self.tool_format == "json" and not forced
+        # In JSON replies the final call is held to an answer; elsewhere it offers no tools.
+        offered = ([] if json_replies else None) if final else self.specs
         pieces = self.backend.stream(
             prompt,
             Sampling(**{**sampling.__dict__, "max_tokens": max_tokens}),
             self.control.cancelled,
             forced,
-            None if final else self.specs,
+            offered,
         )
+        if json_replies:
+            pieces = unwrap_json_reply(pieces)
         stats = TurnStats()
         while True:
             try:

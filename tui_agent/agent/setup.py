@@ -21,7 +21,8 @@ def llama_backend_loader(config: Config, model_spec: str | None) -> BackendFacto
 
     def load(sink: EventSink) -> ModelBackend:
         _, path = resolve_spec(model_spec or config.model.source or None, sink)
-        return LlamaBackend(get_resident_model(path, config.model, sink))
+        model = get_resident_model(path, config.model, sink)
+        return LlamaBackend(model, tool_format=config.model.tool_format)
 
     return load
 

@@ -34,8 +34,9 @@ FUNCTION_OPEN = "<function="
 PIPE_CALL_OPEN, PIPE_CALL_CLOSE = "<|tool_call|>", "<|/tool_call|>"
 LFM_CALL_OPEN, LFM_CALL_CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"
 TOOL_CODE_OPEN = "```tool_code"
-TOOL_RESPONSE_OPEN = "<tool_response>"
-_ECHO = re.compile(r"<tool_response>.*?(?:</tool_response>|$)", re.S)
+# A result echoed back, as the model was shown results: <tool_response name='…'> or bare.
+TOOL_RESPONSE_OPEN = "<tool_response"
+_ECHO = re.compile(r"<tool_response[^>]*>(?P<body>.*?)(?:</tool_response>|$)", re.S)
 MARKERS = (
     TOOL_CALL_OPEN,
     PYTHON_TAG,
@@ -123,8 +124,25 @@ def parse_reply(text: str) -> ParsedReply:
     echoes (``<tool_response>…``) is not part of its text."""
     reply = _parse_calls(text)
     if TOOL_RESPONSE_OPEN in reply.text:
+        if not reply.calls and (misplaced := _call_in_echo(reply.text)) is not None:
+            return misplaced
         reply.text = without_echoes(reply.text).strip()
     return reply
+
+
+def _call_in_echo(text: str) -> ParsedReply | None:
+    """A call written inside <tool_response> tags (small models mix the two tags up when the
+    prompt names both). Only a whole call counts: a name and its arguments, as a result that
+    happens to hold a "name" is not one."""
+    for echo in _ECHO.finditer(text):
+        body = echo["body"].strip()
+        values, _ = _json_values(body, limit=1) if body.startswith("{") else ([], "")
+        if values and _looks_like_call(values[0]) and _ARGUMENT_KEYS & set(values[0]):
+            return ParsedReply(without_echoes(text).strip(), [_call_from_value(values[0])])
+    return None
+
+
+_ARGUMENT_KEYS = frozenset({"arguments", "parameters"})
 
 
 def without_echoes(text: str) -> str:

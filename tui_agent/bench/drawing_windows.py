@@ -68,7 +68,7 @@ class TimedBackend:
         self.backend = backend
         self.name = backend.name
         self.n_ctx = backend.n_ctx
-        self.template_has_tools = backend.template_has_tools
+        self.tool_format = backend.tool_format
         self.parallel_calls = backend.parallel_calls
         self.token_times: list[float] = []
 

@@ -172,9 +172,7 @@ def generation(model: ResidentModel, repetitions: int, tokens: int) -> list[Figu
     conversation = Conversation(system_prompt="You are a helpful assistant.")
     conversation.append(Message("user", STORY))
     specs = OfferedTools().specs()
-    prompt_text = backend.render(
-        conversation.for_template(specs, backend.template_has_tools), specs
-    )
+    prompt_text = backend.render(conversation.for_template(specs, backend.tool_format), specs)
     runs: dict[str, list[float]] = {"agent": [], "bare": [], "raw": []}
     order = list(runs)
     for repetition in range(repetitions):
@@ -229,10 +227,9 @@ def history_conversation(
     """A conversation of about target_tokens tokens of synthetic but plausible history."""
     conversation = Conversation(system_prompt="You are a helpful assistant.")
     turn = 0
+    # Rendered as a chat without tools is ("tagged" adds nothing when there are none).
     while (
-        backend.count_tokens(
-            backend.render(conversation.for_template([], backend.template_has_tools), [])
-        )
+        backend.count_tokens(backend.render(conversation.for_template([], "tagged"), []))
         < target_tokens
     ):
         conversation.append(
@@ -380,9 +377,9 @@ def in_process_vs_http(model: ResidentModel, history_tokens: int, tokens: int) -
         ]
     backend = LlamaBackend(model)
     conversation = history_conversation(history_tokens, backend)
-    base_prompt = backend.render(conversation.for_template([], backend.template_has_tools), [])
+    base_prompt = backend.render(conversation.for_template([], "tagged"), [])
     conversation.append(Message("user", "One more fact, please."))
-    follow_prompt = backend.render(conversation.for_template([], backend.template_has_tools), [])
+    follow_prompt = backend.render(conversation.for_template([], "tagged"), [])
 
     cold(model)
     timed_stream(model, base_prompt, tokens)

@@ -38,11 +38,13 @@ FILES = {
 _LEAKS = (
     "<tool_call>",
     "</tool_call>",
-    "<tool_response>",
+    "<tool_response",
     "[TOOL_CALLS]",
     "<|python_tag|>",
     "<think>",
     '{"name"',
+    '{"response"',
+    '{"tool_call"',
 )
 
 ArgumentCheck = Callable[[dict[str, Any]], str]

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 
+from tui_agent.agent.backend import ModelBackend
 from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.bench.engine_bench import in_fresh_thread
 from tui_agent.bench.tool_eval import TaskResult, one_line, run_suite
@@ -17,19 +18,23 @@ from tui_agent.ui.printable import printable
 
 def eval_tools(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.tool_format:
+        config.model = dataclasses.replace(config.model, tool_format=args.tool_format)
     load = llama_backend_loader(config, args.model)
 
-    def run() -> tuple[str, list[TaskResult]]:
+    def run() -> tuple[ModelBackend, list[TaskResult]]:
         backend = load(print_progress)
-        return backend.name, run_suite(backend, config, progress=_report)
+        return backend, run_suite(backend, config, progress=_report)
 
-    model, results = in_fresh_thread(run)
+    backend, results = in_fresh_thread(run)
+    model, tool_format = backend.name, backend.tool_format
     passed = sum(r.passed for r in results)
     if args.json:
         rows = [dataclasses.asdict(r) for r in results]
-        print(json.dumps({"model": model, "passed": passed, "tasks": rows}, indent=2))
+        report = {"model": model, "tool_format": tool_format, "passed": passed, "tasks": rows}
+        print(json.dumps(report, indent=2))
         return 0
-    print(f"\n{model}: {passed}/{len(results)} tasks passed")
+    print(f"\n{model} (tool format: {tool_format}): {passed}/{len(results)} tasks passed")
     print_table(
         ["TASK", "RESULT", "REASON", "TIME", "CALLS", "ANSWER"],
         [
