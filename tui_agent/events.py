@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tui_agent.errors import ErrorKind, LlamachatError
+
 
 @dataclass(frozen=True)
 class DownloadProgress:
@@ -156,6 +158,12 @@ class Completed:
 class Error:
     message: str
     hint: str = ""
+    # What failed (see errors.ErrorKind): front ends add their own next step and exit status.
+    kind: ErrorKind = "general"
+
+    @classmethod
+    def of(cls, exc: LlamachatError) -> Error:
+        return cls(exc.message, exc.hint, exc.kind)
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,16 @@ def test_a_run_that_saved_nothing_reports_no_session(tmp_path: Path) -> None:
         "--config", str(config),
     )  # fmt: skip
     record = json.loads(result.stdout)
-    assert result.returncode != 0 and record["reason"] == "error"
+    assert result.returncode == 3 and record["reason"] == "error", "README: 3, model not found"
     assert record["session_id"] is None and "model file not found" in record["errors"][0]["message"]
+    assert record["errors"][0]["kind"] == "model_not_found"
+
+
+def test_a_missing_model_exits_3_and_names_the_flag(tmp_path: Path) -> None:
+    result = run_cli("-p", "hi", "--no-save", "--model", str(tmp_path / "missing.gguf"))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "model file not found" in result.stderr and "--model picks another" in result.stderr
+    assert "/model" not in result.stderr, "no chat command in headless hints"
 
 
 @pytest.mark.parametrize("argv", [["history", "list"], ["-p", "hi"]])

@@ -180,7 +180,7 @@ def test_a_cancel_stops_a_load_through_llama_cpp(demo_gguf: Path) -> None:
     worker.stop()
     [error] = [e for e in events if isinstance(e, Error)]
     assert error.message == f"loading {read_gguf(demo_gguf).name} stopped", error
-    assert "/model" in error.hint
+    assert error.kind == "model_load"
     assert [e.fraction for e in events if isinstance(e, ModelLoadProgress)] == [0.0]
     assert not [e for e in events if isinstance(e, ModelLoaded)]
     assert resident.get_resident_model(demo_gguf, CONFIG).llama is not None

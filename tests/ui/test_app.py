@@ -325,6 +325,9 @@ async def test_model_load_failure_is_explained(tmp_path: Path) -> None:
             pilot, lambda: app.status.info.state == "model failed", what="failure shown"
         )
         assert any("/nope.gguf" in str(n.render()) for n in app.query(NoticeLine))
+        assert any("check the path\n/model picks another model" in n for n in notifications(app)), (
+            "the core's hint, then this app's next step"
+        )
         await send(pilot, "hello?")
         await pilot.pause()
         assert not app.query(UserMessage), "a prompt is not sent to a model that failed to load"

@@ -387,7 +387,8 @@ def test_when_compaction_cannot_make_room_it_says_so() -> None:
     backend = ScriptedBackend(["never"], n_ctx=256)
     events, _ = run(backend, "x " * 2000, config=CONFIG, conversation=conversation)
     errors = [e for e in events if isinstance(e, Error)]
-    assert errors and "more than the context" in errors[0].message and "/new" in errors[0].hint
+    assert errors and "more than the context" in errors[0].message and errors[0].kind == "context"
+    assert "/new" not in errors[0].hint, "the front end names its own command"
     assert completed(events).reason == "error" and backend.prompts == []
 
 

@@ -153,8 +153,9 @@ class _Run:
                 Error(
                     f"the conversation needs {tokens:,} tokens, more than the context of"
                     f" {self.backend.n_ctx:,} allows, and compaction could not make room",
-                    "start a new session (/new), raise [model] n_ctx, or lower"
-                    " [agent] compaction_keep_recent",
+                    "raise [model] n_ctx, lower [agent] compaction_keep_recent, or start a new"
+                    " session",
+                    "context",
                 )
             )
             return None
@@ -393,7 +394,7 @@ def run_agent_loop(
     try:
         completed = run.run(force_tools)
     except LlamachatError as exc:
-        emit(Error(exc.message, exc.hint))
+        emit(Error.of(exc))
         completed = Completed("error", run.last_text)
     emit(completed)
     return completed

@@ -144,7 +144,9 @@ class AgentWorker:
             except Exception as exc:  # a full disk must not stop the chat; the user is told
                 self._out(
                     Error(
-                        f"could not save the session: {exc}", "check the disk and [history] db_path"
+                        f"could not save the session: {exc}",
+                        "check the disk and [history] db_path",
+                        "history",
                     )
                 )
         self._out(event)
@@ -159,17 +161,17 @@ class AgentWorker:
             if isinstance(event, DownloadProgress):
                 raise LoadCancelled(
                     f"download of {event.filename} stopped",
-                    "nothing of it is kept (a later try starts over); /model picks a model",
+                    "nothing of it is kept (a later try starts over)",
                 )
             if isinstance(event, ModelLoadProgress):
-                raise LoadCancelled(f"loading {event.model} stopped", "/model picks a model")
+                raise LoadCancelled(f"loading {event.model} stopped")
         self._sink(event)
 
     def _main(self) -> None:
         try:
             self.backend = self._load_backend(self._loading_sink)
         except LlamachatError as exc:
-            self._emit(Error(exc.message, exc.hint))
+            self._emit(Error.of(exc))
             self._emit(Completed("cancelled" if isinstance(exc, LoadCancelled) else "error"))
             return
         except (
@@ -179,6 +181,7 @@ class AgentWorker:
                 Error(
                     f"internal error while loading: {type(exc).__name__}: {exc}",
                     "please report this with the output of --debug",
+                    "internal",
                 )
             )
             self._emit(Completed("error"))
@@ -196,6 +199,7 @@ class AgentWorker:
                     Error(
                         f"internal error: {type(exc).__name__}: {exc}",
                         "please report this with --debug output",
+                        "internal",
                     )
                 )
                 self._emit(Completed("error"))

@@ -48,6 +48,15 @@ EXIT_CODES = {
     "cancelled": 130,
 }
 EXIT_DENIED = 5
+# An error's kind decides the exit status when the run ended in one (README: exit statuses).
+EXIT_BY_KIND = {"config": 2, "model_not_found": 3, "model_load": 3, "memory": 3}
+# What to do next, in this mode's terms (the core's hint is general).
+NEXT_STEP = {
+    "model_not_found": "--model picks another model",
+    "model_load": "--model picks another model",
+    "memory": "--model picks a smaller model",
+    "context": "run without --continue/--resume to start a new session",
+}
 
 
 def read_prompt(args: argparse.Namespace) -> str:
@@ -147,6 +156,8 @@ def run_headless(args: argparse.Namespace) -> int:
     reason = printer.completed.reason if printer.completed else "error"
     if reason in ("done", "end_of_sequence") and printer.denials:
         return EXIT_DENIED
+    if reason == "error" and printer.errors:
+        return EXIT_BY_KIND.get(printer.errors[0].kind, EXIT_CODES["error"])
     return EXIT_CODES[reason]
 
 
@@ -183,10 +194,8 @@ class _Printer:
         elif isinstance(event, Notice):
             self._note(f"[note] {event.message}")
         elif isinstance(event, Error):
-            self._note(
-                f"llamachat: error: {event.message}"
-                + (f"\n  hint: {event.hint}" if event.hint else "")
-            )
+            hints = [h for h in (event.hint, NEXT_STEP.get(event.kind, "")) if h]
+            self._note("\n  hint: ".join([f"llamachat: error: {event.message}", *hints]))
         elif isinstance(event, Completed) and not self._ended_with_newline:
             sys.stdout.write("\n")
             sys.stdout.flush()

@@ -74,6 +74,15 @@ class EventsWaiting(Message):
     """Posted from the worker thread: an event other than text is in the queue."""
 
 
+# What the user can do next in this app, by the kind of error (the core's hint is general).
+_NEXT_STEP = {
+    "model_not_found": "/model picks another model",
+    "model_load": "/model picks another model",
+    "memory": "/model picks a smaller model",
+    "context": "/new starts a new session",
+}
+
+
 class LlamachatApp(App[None]):
     # A path, not a name: Textual resolves a name next to the module of the class in use, which
     # for a subclass elsewhere (the benchmark's) is the wrong folder.
@@ -296,11 +305,8 @@ class LlamachatApp(App[None]):
             await self._completed(event)
         elif isinstance(event, Error):
             await self._end_reply()
-            self.notify(
-                event.message + (f"\n{event.hint}" if event.hint else ""),
-                severity="error",
-                timeout=12,
-            )
+            hints = [h for h in (event.hint, _NEXT_STEP.get(event.kind, "")) if h]
+            self.notify("\n".join([event.message, *hints]), severity="error", timeout=12)
             await self.transcript.add(NoticeLine(f"error: {event.message}", "error"))
             if not self.model_ready:
                 self.model_failed = event.message
