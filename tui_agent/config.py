@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-import tomli_w
+import tomlkit
 
 from tui_agent.errors import ConfigError
 
@@ -363,7 +363,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, dict):
         inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
-    return tomli_w.dumps({"x": value})[4:].strip()
+    return str(tomlkit.item(value).as_string())
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
@@ -435,28 +435,36 @@ def documented_defaults() -> str:
 def save_settings(
     path: Path, updates: Mapping[str, Mapping[str, Any]], replace: bool = False
 ) -> None:
-    """Merge ``updates`` ({section: {key: value}}) into the file, keeping every other key.
+    """Merge ``updates`` ({section: {key: value}}) into the file, keeping every other key and
+    the file's comments and layout (a hand-written config stays as its author wrote it).
 
     With ``replace`` each named section is replaced whole instead of merged key by key.
 
     The merged result is validated before anything is written, and the write is atomic
     (temp file + rename), so a bad value or a crash never leaves a broken config behind.
-    Comments are not kept: tomli-w writes plain TOML.
     """
-    raw: dict[str, Any] = {}
+    document = tomlkit.document()
     if path.exists():
-        raw = _parse_toml(path, _read_text(path))
+        text = _read_text(path)
+        _parse_toml(path, text)  # its errors name the line; tomlkit's would not read as well
+        document = tomlkit.parse(text)
     for section, values in updates.items():
         *parents, last = section.split(".")
-        target = raw
+        target: Any = document
         for part in parents:
-            target = target.setdefault(part, {})
+            if part not in target:
+                # [mcp_servers.name] headers, without an empty [mcp_servers] above them.
+                target[part] = tomlkit.table(is_super_table=True)
+            target = target[part]
         if replace or last not in target:
-            target[last] = dict(values)
+            table = tomlkit.table()
+            table.update(values)
+            target[last] = table
         else:
-            target[last].update(values)
-    config_from_dict(raw, path)
+            for key, value in values.items():
+                target[last][key] = value
+    config_from_dict(document.unwrap(), path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomli_w.dumps(raw), encoding="utf-8")
+    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
     os.replace(tmp, path)

@@ -71,13 +71,15 @@ async def test_read_only_tool_panel(tmp_path: Path) -> None:
         assert "lighthouse keeper" in str(panel.query_one(".tool-output").render())
 
 
-async def permission_flow(tmp_path: Path, keys: list[str], second_call: bool = False):  # type: ignore[no-untyped-def]
+async def permission_flow(  # type: ignore[no-untyped-def]
+    tmp_path: Path, keys: list[str], second_call: bool = False, extra_config: str = ""
+):
     script = [call("write_file", path="out.txt", content="written by the agent\n")]
     if second_call:
         script.append(call("write_file", path="out.txt", content="again\n"))
     script.append("Done.")
     backend = ScriptedBackend(script)
-    config = make_config(tmp_path)
+    config = make_config(tmp_path, extra_config)
     app = make_app(tmp_path, backend, config)
     workspace = Path(config.tools.workspace_root)
     async with app.run_test(size=SIZE) as pilot:
@@ -132,10 +134,24 @@ async def test_allow_for_session(tmp_path: Path) -> None:
 
 
 async def test_always_allow_saves_the_rule(tmp_path: Path) -> None:
-    _, _, workspace, config, _, _ = await permission_flow(tmp_path, ["a"])
-    saved = tomllib.loads(config.path.read_text())
-    assert saved["permissions"]["allow"] == ["write_file(out.txt)"]
+    hand_written = (
+        "# my settings, written by hand\n"
+        "[agent]\n"
+        "temperature = 0.1   # steady answers\n"
+        "\n"
+        "[permissions]\n"
+        "# reading is fine\n"
+        'allow = ["read_file"]\n'
+    )
+    _, _, workspace, config, _, _ = await permission_flow(
+        tmp_path, ["a"], extra_config=hand_written
+    )
+    text = config.path.read_text()
+    saved = tomllib.loads(text)
+    assert saved["permissions"]["allow"] == ["read_file", "write_file(out.txt)"]
     assert (workspace / "out.txt").exists()
+    for comment in ("# my settings, written by hand", "# steady answers", "# reading is fine"):
+        assert comment in text, f"the user's comment {comment!r} survives the save"
 
 
 async def test_deny_with_reason(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-import tomli_w
+import tomlkit
 
 from tui_agent.config import config_path, config_to_dict, documented_defaults, load_config
 from tui_agent.errors import ConfigError
@@ -21,7 +21,7 @@ def show(args: argparse.Namespace) -> int:
     exists = config.path is not None and config.path.exists()
     origin = str(config.path) if exists else f"{config.path} (not created yet: all defaults)"
     print(f"# effective configuration from {origin}")
-    print(tomli_w.dumps(config_to_dict(config)), end="")
+    print(tomlkit.dumps(config_to_dict(config)), end="")
     return 0
 
 
