@@ -89,6 +89,9 @@ class ScriptedBackend:
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
+    def interrupt(self) -> None:
+        """The stream checks should_stop between pieces; nothing runs between them."""
+
     def stream(
         self,
         prompt: str,

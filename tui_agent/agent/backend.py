@@ -32,6 +32,10 @@ class ModelBackend(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def interrupt(self) -> None:
+        """Stop the completion running now, mid-prompt too (called from any thread)."""
+        ...
+
     def stream(
         self,
         prompt: str,
@@ -103,6 +107,9 @@ class LlamaBackend:
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.model, text)
+
+    def interrupt(self) -> None:
+        self.model.interrupt()
 
     def stream(
         self,

@@ -117,6 +117,9 @@ class AgentWorker:
         """Stop the running prompt within one token; queued prompts are dropped too."""
         self._drain_queued_prompts()
         self._control.cancel.set()
+        backend = self.backend
+        if backend is not None:  # a prompt being read in stops now, not after its batch
+            backend.interrupt()
         with self._lock:
             for pending in self._pending.values():
                 pending.answered.set()

@@ -78,6 +78,9 @@ class TimedBackend:
     def count_tokens(self, text: str) -> int:
         return self.backend.count_tokens(text)
 
+    def interrupt(self) -> None:
+        self.backend.interrupt()
+
     def stream(
         self,
         prompt: str,

@@ -60,7 +60,8 @@ class TurnStats:
 
 
 def count_tokens(model: ResidentModel, text: str) -> int:
-    return len(model.llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+    with model.in_use() as llama:
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
 
 def collect(stream: Generator[str, None, TurnStats]) -> tuple[str, TurnStats]:
@@ -88,7 +89,22 @@ def stream_completion(
     is in ``keep_special`` (tool-call and reasoning markup such as ``[TOOL_CALLS]``) are kept;
     other special tokens are dropped, and an end-of-generation token ends the reply.
     """
-    llama = model.llama
+    with model.in_use() as llama:
+        return (
+            yield from _stream(model, llama, prompt, sampling, should_stop, grammar, keep_special)
+        )
+
+
+def _stream(
+    model: ResidentModel,
+    llama: Any,
+    prompt: str,
+    sampling: Sampling,
+    should_stop: Callable[[], bool],
+    grammar: Any,
+    keep_special: frozenset[str],
+) -> Generator[str, None, TurnStats]:
+    model.begin_evaluation()
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     cached = llama.longest_token_prefix(llama._input_ids[: llama.n_tokens], tokens)
     # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.
@@ -129,6 +145,12 @@ def stream_completion(
                 break
         if stats.finish_reason != "cancelled" and (rest := stops.finish(pieces.flush())):
             yield rest
+    except RuntimeError:
+        # llama_decode fails when interrupted (a cancel or an unload mid-prompt); its cache
+        # keeps only the batches that finished, which the next completion builds on.
+        if not model.interrupted:
+            raise
+        stats.finish_reason = "cancelled"
     finally:
         stream.close()
         stats.generation_seconds = time.perf_counter() - started

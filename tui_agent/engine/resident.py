@@ -89,6 +89,36 @@ class ResidentModel:
         self.tokens_generated = 0
         self.generation_seconds = 0.0
         self.active_sessions: set[str] = set()
+        # Threads inside llama.cpp right now: the model is freed only when none is.
+        self._users = 0
+        self._in_use = threading.Condition()
+        self._abort = AbortFlag(llama)
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[Any]:
+        """The llama.cpp model, held so that close() waits until this block is done with it."""
+        with self._in_use:
+            llama = self.llama  # raises when it was unloaded
+            self._users += 1
+        try:
+            yield llama
+        finally:
+            with self._in_use:
+                self._users -= 1
+                self._in_use.notify_all()
+
+    def interrupt(self) -> None:
+        """Stop the evaluation running now (a long prompt is read in batches that take seconds
+        each): llama.cpp checks the flag between the steps of its compute graph."""
+        self._abort.set()
+
+    def begin_evaluation(self) -> None:
+        """A new completion starts: an interrupt meant for the previous one is forgotten."""
+        self._abort.clear()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._abort.is_set()
 
     @property
     def name(self) -> str:
@@ -122,11 +152,18 @@ class ResidentModel:
             load_seconds=self.load_seconds,
         )
 
-    def close(self) -> None:
-        llama, self._llama = self._llama, None
+    def close(self, timeout: float = 30.0) -> bool:
+        """Free the model once no thread is inside it, interrupting what runs; False (and the
+        model kept, which is safe) when a thread is still inside after ``timeout``."""
+        with self._in_use:
+            self._abort.set()
+            if not self._in_use.wait_for(lambda: self._users == 0, timeout):
+                return False
+            llama, self._llama = self._llama, None
         close = getattr(llama, "close", None)
         if close is not None:
             close()
+        return True
 
 
 _lock = threading.Lock()
@@ -235,6 +272,43 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
             )
         )
     return ResidentModel(settings, info, llama, seconds, template, source, fallback)
+
+
+class AbortFlag:
+    """llama.cpp's abort callback, answered without Python.
+
+    The callback is asked at every step of the compute graph, from llama.cpp's own threads; a
+    Python callback would take the GIL there thousands of times a second and wait for whatever
+    thread holds it (the UI). The C library's ``strlen`` is the callback instead, on a two-byte
+    buffer: it returns 0 (go on) while the first byte is 0 and 1 (abort) once it is set.
+    ``bool f(void *)`` and ``size_t strlen(const char *)`` pass and return the same registers.
+    """
+
+    def __init__(self, llama: Any) -> None:
+        import ctypes
+        import ctypes.util
+
+        import llama_cpp
+
+        self._buffer = ctypes.create_string_buffer(2)
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        address = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        context = getattr(getattr(llama, "_ctx", None), "ctx", None)
+        if address and context is not None:
+            # Kept on self: llama.cpp holds the pointers, Python must not collect them.
+            self._callback = llama_cpp.ggml_abort_callback(address)
+            llama_cpp.llama_set_abort_callback(
+                context, self._callback, ctypes.cast(self._buffer, ctypes.c_void_p)
+            )
+
+    def set(self) -> None:
+        self._buffer[0] = b"\x01"
+
+    def clear(self) -> None:
+        self._buffer[0] = b"\x00"
+
+    def is_set(self) -> bool:
+        return self._buffer[0] != b"\x00"
 
 
 def single_token(llama: Any, text: str) -> int | None:
