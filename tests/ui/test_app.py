@@ -525,3 +525,32 @@ async def test_an_unusable_history_offers_to_chat_unsaved(tmp_path: Path, answer
         await send(pilot, "hello")
         await wait_until(pilot, lambda: replies(app) == ["Hi."], what="the reply")
         assert "not saved" in str(app.status.render_text())
+
+
+async def test_a_switch_during_a_download_then_a_prompt_is_answered(tmp_path: Path) -> None:
+    """The stopped download's late error belongs to the old worker: it must not mark the new
+    model as failed (every prompt was refused while the status said ready)."""
+    app = make_app(tmp_path, ScriptedBackend(["Hello from the new model."]))
+    load_scripted = app.controller.backend_loader
+
+    def loader(spec: str | None):  # type: ignore[no-untyped-def]
+        if spec is not None:
+            return load_scripted(spec)
+
+        def download(sink):  # type: ignore[no-untyped-def]
+            for done in range(1, 3000):
+                sink(DownloadProgress("big.gguf", done * 1000, 10_000_000, 1e6))
+                time.sleep(0.01)
+            raise AssertionError("the download went on after the switch")
+
+        return download
+
+    app.controller.backend_loader = loader
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.status.info.state == "downloading", what="download")
+        app.switch_model("tiny")
+        await wait_until(pilot, lambda: app.model_ready, what="the new model")
+        await send(pilot, "hello")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+        assert replies(app) == ["Hello from the new model."]
+        assert not any("could not be loaded" in n for n in notifications(app))

@@ -106,19 +106,22 @@ class ChatController:
         recorder = (
             SessionRecorder(self.store, self.model_label, os.getcwd()) if self.store else None
         )
+        # Each worker writes to the queue that was current when it started: after a switch, the
+        # old worker's late events (a stopped download's error) land in a queue nobody reads.
+        events = self.events
         worker = AgentWorker(
             self.backend_loader(self.model_spec),
             self.tools,
             self.config.agent,
-            sink=self._deliver,
+            sink=lambda event: self._deliver(event, events),
             recorder=recorder,
         )
         if self.initial is not None:
             worker.conversation = self.initial
         return worker
 
-    def _deliver(self, event: Event) -> None:
-        self.events.put(printable_event(event))
+    def _deliver(self, event: Event, into: queue.Queue[Event] | None = None) -> None:
+        (into or self.events).put(printable_event(event))
         # Streamed text waits for the next timer tick: a wake-up per token would cost a drain each.
         if self.wake is not None and not isinstance(event, TextDelta | ReasoningDelta):
             self.wake()
@@ -164,6 +167,7 @@ class ChatController:
             self.worker.stop()
         self.model_spec = spec
         self.initial = None
+        self.events = queue.Queue()
         self.worker = self._new_worker()
         self.worker.start()
 
