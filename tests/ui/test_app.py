@@ -554,3 +554,22 @@ async def test_a_switch_during_a_download_then_a_prompt_is_answered(tmp_path: Pa
         await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
         assert replies(app) == ["Hello from the new model."]
         assert not any("could not be loaded" in n for n in notifications(app))
+
+
+async def test_a_question_answered_by_an_earlier_esc_does_not_stay_open(tmp_path: Path) -> None:
+    """Esc pressed while the permission question was on its way to the screen: the worker
+    answered it (cancelled); the question arrives after, and closes when its result does."""
+    from tui_agent.events import PermissionRequest, ToolResult
+
+    app = make_app(tmp_path, ScriptedBackend([]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="the model")
+        app.controller.events.put(
+            PermissionRequest("r9", "call00009", "write_file", {}, "changes a file", "")
+        )
+        app.controller.events.put(
+            ToolResult("call00009", "write_file", False, "cancelled", denied=True)
+        )
+        await app.pump_events()
+        await pilot.pause()
+        assert not isinstance(app.screen, PermissionScreen)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 from tests.scripted import ScriptedBackend
 from tui_agent.agent.worker import (
@@ -215,3 +216,32 @@ def test_one_shot_is_isolated() -> None:
     backend = ScriptedBackend(["A title"])
     assert one_shot(backend, "Write a title.", "hello world") == "A title"
     assert "Write a title." in backend.prompts[0] and "hello world" in backend.prompts[0]
+
+
+def test_a_cancel_just_before_the_permission_question_answers_it() -> None:
+    """Esc pressed while the call is being prepared, before the question is asked: the question
+    must not wait for an answer the user already gave."""
+    entered, go = threading.Event(), threading.Event()
+
+    class SlowToAsk(AskingTools):
+        def execute(self, call: ToolCall, context: CallContext) -> ToolOutcome:
+            entered.set()
+            go.wait(5)
+            return super().execute(call, context)
+
+    tools = SlowToAsk()
+    events: list[object] = []
+    worker = AgentWorker(
+        lambda sink: ScriptedBackend([CALL, "ok"]), tools, sink=events.append
+    ).start()
+    worker.submit(SendPrompt("delete a.txt"))
+    assert entered.wait(5)
+    worker.cancel()
+    go.set()
+    deadline = time.monotonic() + 5
+    while not any(isinstance(e, Completed) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert [e.reason for e in events if isinstance(e, Completed)] == ["cancelled"]
+    assert not any(isinstance(e, PermissionRequest) for e in events), "no question asked"
+    assert tools.ran == []

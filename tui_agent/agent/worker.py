@@ -245,6 +245,10 @@ class AgentWorker:
             )
         pending = _PendingPermission()
         with self._lock:
+            # cancel() sets the flag before it answers the pending questions under this lock:
+            # an Esc that came before this question was registered is seen here.
+            if self._control.cancel.is_set():
+                return PermissionDecision(False, "cancelled", "the prompt was cancelled")
             self._pending[request.request_id] = pending
         self._emit(request)
         pending.answered.wait()

@@ -278,6 +278,7 @@ class LlamachatApp(App[None]):
         elif isinstance(event, PermissionRequest):
             self._ask_permission(event)
         elif isinstance(event, ToolResult):
+            self._close_answered_question(event.call_id)
             panel = self.transcript.tool_panel(event.call_id)
             if panel is not None:
                 panel.set_result(event.success, event.output, event.denied)
@@ -347,6 +348,18 @@ class LlamachatApp(App[None]):
         self.last_completed_at = time.perf_counter()
         self.last_completed_cpu = time.thread_time()
         self.garbage.after_reply()
+
+    def _close_answered_question(self, call_id: str) -> None:
+        """A question the worker no longer waits for (an Esc that came while it was on its
+        way here answered it) must not stay on screen waiting for keys. Checked after the next
+        refresh: a question pushed in this same drain is not on the screen stack yet."""
+
+        def close() -> None:
+            screen = self.screen
+            if isinstance(screen, PermissionScreen) and screen.request.call_id == call_id:
+                self.pop_screen()
+
+        self.call_after_refresh(close)
 
     def _ask_permission(self, request: PermissionRequest) -> None:
         panel = self.transcript.tool_panel(request.call_id)
