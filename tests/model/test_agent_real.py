@@ -19,6 +19,7 @@ from tui_agent.engine import resident
 from tui_agent.events import (
     Completed,
     ContextCompacted,
+    Error,
     Event,
     TextDelta,
     ToolResult,
@@ -111,13 +112,13 @@ def test_compaction_keeps_a_small_context_going(demo_gguf: Path) -> None:
             small, conversation, f"Question {i}: name a fruit and describe its colour.", config
         )
         compactions += [e for e in events if isinstance(e, ContextCompacted)]
-        assert isinstance(events[-1], Completed) and events[-1].reason in (
-            "done",
-            "end_of_sequence",
-        ), events[-1]
+        # Whatever the model wrote (greedy output differs between builds and CPUs), no turn
+        # ends for want of room.
+        assert isinstance(events[-1], Completed) and events[-1].reason != "error", events[-1]
+        assert not [e for e in events if isinstance(e, Error)]
     assert compactions, "a 512-token context must have been compacted"
     assert all(c.prompt_tokens < 512 for c in compactions)
-    assert conversation.summaries and conversation.summaries[0]
+    assert conversation.summaries and conversation.summaries[0], "a summary, or the digest"
 
 
 def test_grammar_forced_tool_call_reaches_the_tool(backend: LlamaBackend) -> None:
@@ -178,8 +179,8 @@ def test_headless_cli_streams_and_exits_zero() -> None:
     [
         (["-p", "  "], 2, "the prompt is empty"),
         (["-p", "hi", "--max-iterations", "-1"], 2, "--max-iterations must be 0"),
-        (["-p", "hi", "--model", "/nope/model.gguf"], 1, "model file not found"),
-        (["-p", "hi", "--model", "huge"], 1, "unknown model preset"),
+        (["-p", "hi", "--model", "/nope/model.gguf"], 3, "model file not found"),
+        (["-p", "hi", "--model", "huge"], 3, "unknown model preset"),
     ],
 )
 def test_headless_bad_input(args: list[str], code: int, message: str) -> None:

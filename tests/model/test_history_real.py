@@ -105,7 +105,9 @@ def test_json_output_and_no_save(config: Path, tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "-p", "Say yes.", "--output-format", "json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["type"] == "result" and record["result"] and record["session_id"]
+    # The reply's words depend on the build and the CPU: its shape and the saved session do not.
+    assert record["type"] == "result" and isinstance(record["result"], str)
+    assert record["session_id"] and record["usage"]["generated_tokens"] > 0
     before = SessionStore(tmp_path / "history.db").count_sessions()
     unsaved = run_cli(
         "--config", str(config), "-p", "Say no.", "--no-save", "--output-format", "json"

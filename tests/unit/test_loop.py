@@ -347,6 +347,15 @@ def test_compaction_when_the_context_fills() -> None:
     assert completed(events).reason == "done"
 
 
+def test_a_model_that_writes_no_summary_leaves_a_digest() -> None:
+    backend = ScriptedBackend(["Fine."], n_ctx=1500, summaries=["   "])
+    config = replace(CONFIG, compaction_keep_recent=3)
+    events, conversation = run(backend, "and now?", weather_tools(), config, long_conversation(6))
+    compacted = next(e for e in events if isinstance(e, ContextCompacted))
+    assert compacted.summary.startswith("Earlier the user wrote: ")
+    assert "question 0" in compacted.summary and conversation.summaries == [compacted.summary]
+
+
 def test_cut_point_never_splits_a_call_from_its_result() -> None:
     from tui_agent.agent.compaction import safe_cut
 

@@ -112,7 +112,14 @@ def _summarize(
         if should_stop():
             return None
         summary = text.strip() or summary
-    return summary
+    # A model that wrote no summary must not make the earlier turns vanish without a trace.
+    return summary or _digest(entries, budget * 3)
+
+
+def _digest(entries: list[str], limit: int) -> str:
+    """The user's earlier messages, shortened: the summary when the model wrote none."""
+    asked = [e.removeprefix("User: ")[:120] for e in entries if e.startswith("User: ")]
+    return ("Earlier the user wrote: " + " | ".join(asked))[:limit] if asked else ""
 
 
 def _prompt(backend: ModelBackend, instructions: str, summary: str, chunk: str) -> str:
