@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--quick", action="store_true", help="fewer repetitions (about a minute on the demo model)"
     )
+    bench.add_argument(
+        "--json-file",
+        metavar="PATH",
+        help="also write the JSON report to PATH (the table still prints), to keep or compare",
+    )
     bench.set_defaults(handler=_lazy("tui_agent.commands.bench_cmd", "bench"))
 
     evaluate = commands.add_parser(
