@@ -12,7 +12,6 @@ from tests.scripted import FunctionTools
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import LoopControl, run_agent_loop
-from tui_agent.agent.setup import start_worker
 from tui_agent.agent.worker import SendPrompt
 from tui_agent.config import AgentConfig, Config, ModelConfig
 from tui_agent.engine import resident
@@ -25,6 +24,7 @@ from tui_agent.events import (
     ToolResult,
     TurnStatistics,
 )
+from tui_agent.session import llama_backend_loader
 
 pytestmark = pytest.mark.model
 GREEDY = AgentConfig(
@@ -151,8 +151,9 @@ def test_new_sessions_never_reload_the_model(demo_gguf: Path) -> None:
     config.agent = GREEDY
     resident.get_resident_model(demo_gguf, config.model)
     loads = resident.load_count()
-    worker = start_worker(config, str(demo_gguf))
-    from tui_agent.agent.worker import NewSession
+    from tui_agent.agent.worker import AgentWorker, NewSession
+
+    worker = AgentWorker(llama_backend_loader(config, str(demo_gguf)), None, config.agent).start()
 
     for i in range(5):
         worker.submit(NewSession())

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.model
 SETUP = textwrap.dedent(
     """
     import json, sys, time
-    from tui_agent.agent.setup import llama_backend_loader
+    from tui_agent.session import llama_backend_loader
     from tui_agent.agent.worker import AgentWorker, SendPrompt
     from tui_agent.config import AgentConfig, Config, ModelConfig
     from tui_agent.engine import resident

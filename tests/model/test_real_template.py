@@ -30,7 +30,7 @@ def test_a_tool_turn_renders_as_the_model_writes_it_and_parses_back() -> None:
         Message("assistant", "", [ToolCall("call00001", "read_file", {"path": "notes.txt"})]),
         Message("tool", "hello", tool_call_id="call00001", name="read_file"),
     ]
-    prompt = renderer.render(conversation.for_template([READ], True), [READ.for_template()])
+    prompt = renderer.render(conversation.for_template([READ], "template"), [READ.for_template()])
     assert prompt.startswith("<|im_start|>system\nBe brief.")
     tools = prompt.split("<tools>\n")[1].split("</tools>")[0]
     assert '"name": "read_file"' in tools, "the tool list, as the template writes it"

@@ -8,7 +8,6 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.gguf_writer import llama_like_metadata, write_gguf
-from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.agent.worker import AgentWorker
 from tui_agent.config import AgentConfig, Config, ModelConfig
 from tui_agent.engine import resident
@@ -17,6 +16,7 @@ from tui_agent.engine.generation import GREEDY, collect, stream_completion
 from tui_agent.errors import LoadCancelled, UnsupportedModelError
 from tui_agent.events import Error, Event, ModelLoaded, ModelLoadProgress
 from tui_agent.models.gguf import read_gguf
+from tui_agent.session import llama_backend_loader
 from tui_agent.tools.base import NoTools
 
 pytestmark = pytest.mark.model

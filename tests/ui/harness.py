@@ -12,11 +12,11 @@ from textual.pilot import Pilot
 from tests.scripted import ScriptedBackend
 from tui_agent.config import Config, load_config
 from tui_agent.events import ModelLoaded
+from tui_agent.session import Session
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.base import ToolExecutor
 from tui_agent.tools.setup import build_tools
 from tui_agent.ui.app import LlamachatApp
-from tui_agent.ui.controller import ChatController
 
 SIZE = (110, 36)
 
@@ -54,8 +54,8 @@ def make_app(
 
         return load
 
-    controller = ChatController(config, loader, tools, store, tool_stack=stack)
-    return LlamachatApp(controller, config)
+    session = Session(config, loader, tools, store, tool_stack=stack)
+    return LlamachatApp(session, config)
 
 
 async def wait_until(

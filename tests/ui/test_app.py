@@ -278,7 +278,7 @@ async def test_history_search_resume_and_delete(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "where is the keeper?")
         await wait_until(pilot, lambda: "In the tower." in replies(app), what="first session")
-        first_id = app.controller.conversation.id  # type: ignore[union-attr]
+        first_id = app.session.conversation.id  # type: ignore[union-attr]
         await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: not app.query(UserMessage), what="new session")
         await send(pilot, "other topic")
@@ -311,19 +311,19 @@ async def test_history_search_resume_and_delete(tmp_path: Path) -> None:
         await pilot.press("ctrl+d")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "Confirm", what="asks first")
         await pilot.press("n")
-        assert app.controller.store.count_sessions() == 2  # type: ignore[union-attr]
+        assert app.session.store.count_sessions() == 2  # type: ignore[union-attr]
         await pilot.press("ctrl+d")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "Confirm", what="asks again")
         await pilot.press("y")
-        await wait_until(pilot, lambda: app.controller.store.count_sessions() == 1, what="deleted")  # type: ignore[union-attr]
+        await wait_until(pilot, lambda: app.session.store.count_sessions() == 1, what="deleted")  # type: ignore[union-attr]
 
 
 async def test_model_load_failure_is_explained(tmp_path: Path) -> None:
     from tui_agent.errors import ModelNotFoundError
+    from tui_agent.session import Session
     from tui_agent.store.sessions import SessionStore
     from tui_agent.tools.base import NoTools
     from tui_agent.ui.app import LlamachatApp
-    from tui_agent.ui.controller import ChatController
 
     config = make_config(tmp_path)
 
@@ -333,9 +333,7 @@ async def test_model_load_failure_is_explained(tmp_path: Path) -> None:
 
         return fail
 
-    app = LlamachatApp(
-        ChatController(config, loader, NoTools(), SessionStore(tmp_path / "x.db")), config
-    )
+    app = LlamachatApp(Session(config, loader, NoTools(), SessionStore(tmp_path / "x.db")), config)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(
             pilot, lambda: app.status.info.state == "model failed", what="failure shown"
@@ -361,13 +359,13 @@ async def test_model_picker_switches_to_a_cached_model(
     populate_cache(cache, "acme/story-GGUF", {"story.Q4_0.gguf": b"GGUF" + b"\0" * 60})
     app = make_app(tmp_path, ScriptedBackend(["Once upon a time.", "Again."]))
     loads: list[str | None] = []
-    load_scripted = app.controller.backend_loader
+    load_scripted = app.session.backend_loader
 
     def loader(spec: str | None):  # type: ignore[no-untyped-def]
         loads.append(spec)
         return load_scripted(spec)
 
-    app.controller.backend_loader = loader
+    app.session.backend_loader = loader
 
     async def open_picker() -> OptionList:
         await send(pilot, "/model")
@@ -404,7 +402,7 @@ async def test_model_picker_switches_to_a_cached_model(
         await send(pilot, "once more")
         await wait_until(pilot, lambda: app.completed_prompts == 2, what="a reply after it")
         assert replies(app) == ["Again."]
-    sessions = app.controller.store.list_sessions()  # type: ignore[union-attr]
+    sessions = app.session.store.list_sessions()  # type: ignore[union-attr]
     assert len(sessions) == 2 and sessions[-1].title.startswith("tell me a story"), (
         "the first session stays in the history"
     )
@@ -441,7 +439,7 @@ async def test_escape_stops_a_download(tmp_path: Path) -> None:
 
         return load
 
-    app.controller.backend_loader = loader
+    app.session.backend_loader = loader
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.info.state == "downloading", what="download")
         assert "% (Esc stops)" in str(app.status.render_text())
@@ -473,8 +471,8 @@ async def test_reasoning_is_shown_collapsed_above_the_reply_and_restored(tmp_pat
         box.collapsed = False
         await pilot.pause()
         assert thought in str(reply.query_one(".reasoning-text", Static).render())
-        session = app.controller.conversation.id  # type: ignore[union-attr]
-        store = app.controller.store
+        session = app.session.conversation.id  # type: ignore[union-attr]
+        store = app.session.store
         assert store is not None
         saved = [e for e in store.entries(session) if e.role == "assistant"]
         assert saved[0].data["reasoning"] == thought
@@ -511,8 +509,8 @@ async def test_a_theme_with_a_bad_colour_variable_is_skipped_and_the_app_stays_u
 @pytest.mark.parametrize("answer", ["y", "n"])
 async def test_an_unusable_history_offers_to_chat_unsaved(tmp_path: Path, answer: str) -> None:
     app = make_app(tmp_path, ScriptedBackend(["Hi."]))
-    app.controller.store = None
-    app.controller.history_problem = HistoryUnavailableError(
+    app.session.store = None
+    app.session.history_problem = HistoryUnavailableError(
         "the history database /x/h.db cannot be opened: /x is a file, not a folder", "hint"
     )
     async with app.run_test(size=SIZE) as pilot:
@@ -531,7 +529,7 @@ async def test_a_switch_during_a_download_then_a_prompt_is_answered(tmp_path: Pa
     """The stopped download's late error belongs to the old worker: it must not mark the new
     model as failed (every prompt was refused while the status said ready)."""
     app = make_app(tmp_path, ScriptedBackend(["Hello from the new model."]))
-    load_scripted = app.controller.backend_loader
+    load_scripted = app.session.backend_loader
 
     def loader(spec: str | None):  # type: ignore[no-untyped-def]
         if spec is not None:
@@ -545,7 +543,7 @@ async def test_a_switch_during_a_download_then_a_prompt_is_answered(tmp_path: Pa
 
         return download
 
-    app.controller.backend_loader = loader
+    app.session.backend_loader = loader
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.info.state == "downloading", what="download")
         app.switch_model("tiny")
@@ -564,10 +562,10 @@ async def test_a_question_answered_by_an_earlier_esc_does_not_stay_open(tmp_path
     app = make_app(tmp_path, ScriptedBackend([]))
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_ready, what="the model")
-        app.controller.events.put(
+        app.session.events.put(
             PermissionRequest("r9", "call00009", "write_file", {}, "changes a file", "")
         )
-        app.controller.events.put(
+        app.session.events.put(
             ToolResult("call00009", "write_file", False, "cancelled", denied=True)
         )
         await app.pump_events()

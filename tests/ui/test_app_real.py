@@ -8,10 +8,10 @@ import pytest
 
 from tests.fake_hub import populate_cache
 from tests.ui.harness import SIZE, make_config, send, wait_until
+from tui_agent.session import Session
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.setup import build_tools
 from tui_agent.ui.app import LlamachatApp
-from tui_agent.ui.controller import ChatController
 from tui_agent.ui.screens.model_picker import ModelPicker
 from tui_agent.ui.widgets.transcript import AssistantMessage
 
@@ -23,17 +23,15 @@ async def test_real_model_streams_and_cancels(tmp_path: Path, demo_gguf: Path) -
         tmp_path,
         "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 400\n[model]\nn_ctx = 2048\nn_threads = 2\n",
     )
-    controller = ChatController.from_config(
+    session = Session.from_config(
         config, str(demo_gguf), SessionStore(tmp_path / "h.db"), lambda: build_tools(config)
     )
-    app = LlamachatApp(controller, config)
+    app = LlamachatApp(session, config)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_ready, timeout=60, what="the demo model to load")
-        assert "read_file" in [s.name for s in controller.tool_specs()], (
-            "tools start before the model"
-        )
+        assert "read_file" in [s.name for s in session.tool_specs()], "tools start before the model"
         assert app.status.info.context_size == 2048
-        assert "read_file" in [s.name for s in controller.tool_specs()], (
+        assert "read_file" in [s.name for s in session.tool_specs()], (
             "tools start before the model loads"
         )
         await send(pilot, "Write a long story about a dragon who learns to cook.")
@@ -53,7 +51,7 @@ async def test_real_model_streams_and_cancels(tmp_path: Path, demo_gguf: Path) -
             pilot, lambda: app.completed_prompts == 2, timeout=60, what="a second prompt"
         )
         assert len(app.query(AssistantMessage)) == 2
-    controller.close()
+    session.close()
 
 
 async def test_real_model_switch_from_the_picker(
@@ -67,10 +65,10 @@ async def test_real_model_switch_from_the_picker(
         tmp_path,
         "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 24\n[model]\nn_ctx = 2048\n",
     )
-    controller = ChatController.from_config(
+    session = Session.from_config(
         config, None, SessionStore(tmp_path / "h.db"), lambda: build_tools(config)
     )
-    app = LlamachatApp(controller, config)
+    app = LlamachatApp(session, config)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_ready, timeout=60, what="the demo model to load")
         await send(pilot, "/model")
@@ -78,11 +76,11 @@ async def test_real_model_switch_from_the_picker(
         await pilot.press("down", "down", "down", "enter")
         await wait_until(
             pilot,
-            lambda: controller.model_label == "acme/smol-GGUF:smol.Q4_1.gguf" and app.model_ready,
+            lambda: session.model_label == "acme/smol-GGUF:smol.Q4_1.gguf" and app.model_ready,
             timeout=60,
             what="the cached model",
         )
         await send(pilot, "Say hi.")
         await wait_until(pilot, lambda: app.completed_prompts == 1, timeout=60, what="a reply")
         assert app.query_one(AssistantMessage).text
-    controller.close()
+    session.close()

@@ -93,11 +93,11 @@ def test_the_timed_backend_notes_each_piece_and_passes_everything_through() -> N
 async def test_a_windowed_app_leaves_text_waiting_while_it_does_not_draw(tmp_path: Path) -> None:
     backend = ScriptedBackend(["A reply that waits for the app to draw it."])
     app = bench_app(TimedBackend(backend), 100, WindowedApp)
-    queued = app.controller.events.queue
+    queued = app.session.events.queue
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.model_ready, what="the model")
         app.drawing = False
-        app.controller.send("hello")
+        app.session.send("hello")
         await wait_until(
             pilot,
             lambda: any(isinstance(event, Completed) for event in list(queued)),
@@ -109,4 +109,4 @@ async def test_a_windowed_app_leaves_text_waiting_while_it_does_not_draw(tmp_pat
         app.drawing = True
         await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply drawn")
         assert app.query_one(AssistantMessage).text == "A reply that waits for the app to draw it."
-    app.controller.close()
+    app.session.close()

@@ -15,8 +15,8 @@ from tests.ui.harness import SIZE, make_app, send, wait_until
 from tests.ui.scenarios import call
 from tui_agent.config import Config
 from tui_agent.events import Completed, PermissionRequest, TextDelta, ToolStart
+from tui_agent.session import Session
 from tui_agent.tools.base import NoTools
-from tui_agent.ui.controller import ChatController
 from tui_agent.ui.widgets.transcript import (
     AssistantMessage,
     EarlierEntries,
@@ -297,14 +297,12 @@ async def test_long_transcripts_show_the_newest_entries(
 
 def test_only_events_other_than_text_wake_the_app() -> None:
     wakes: list[int] = []
-    controller = ChatController(Config(), lambda spec: lambda sink: None, NoTools())  # type: ignore[arg-type, return-value]
-    controller.wake = lambda: wakes.append(1)
-    controller._deliver(TextDelta("a"))
-    controller._deliver(TextDelta("b"))
-    assert wakes == [] and controller.events.qsize() == 2
-    controller._deliver(ToolStart("c1", "read_file", {}))
-    controller._deliver(
-        PermissionRequest("r1", "c1", "write_file", {}, "writes files", "write_file")
-    )
-    controller._deliver(Completed("done"))
-    assert len(wakes) == 3 and controller.events.qsize() == 5
+    session = Session(Config(), lambda spec: lambda sink: None, NoTools())  # type: ignore[arg-type, return-value]
+    session.wake = lambda: wakes.append(1)
+    session._deliver(TextDelta("a"))
+    session._deliver(TextDelta("b"))
+    assert wakes == [] and session.events.qsize() == 2
+    session._deliver(ToolStart("c1", "read_file", {}))
+    session._deliver(PermissionRequest("r1", "c1", "write_file", {}, "writes files", "write_file"))
+    session._deliver(Completed("done"))
+    assert len(wakes) == 3 and session.events.qsize() == 5

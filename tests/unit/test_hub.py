@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.fake_hub import fake_hub, populate_cache
-from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.agent.worker import AgentWorker
 from tui_agent.config import AgentConfig, Config
 from tui_agent.errors import ModelNotFoundError, OfflineError
@@ -20,6 +19,7 @@ from tui_agent.events import (
     ModelLoadProgress,
 )
 from tui_agent.models.hub import cached_repo_files, hf_cache_dir, resolve_hub_file
+from tui_agent.session import llama_backend_loader
 from tui_agent.tools.base import NoTools
 
 REPO = "acme/tiny-GGUF"

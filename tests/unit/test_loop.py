@@ -534,7 +534,7 @@ def test_reasoning_is_its_own_event_and_saved_with_the_reply() -> None:
     assert conversation.messages[-1] == Message(
         "assistant", "It is in Norway.", reasoning="Oslo is in Norway."
     )
-    rendered = conversation.for_template([], True)[-1]
+    rendered = conversation.for_template([], "template")[-1]
     assert rendered["reasoning_content"] == "Oslo is in Norway."
     assert "<think>" not in rendered["content"]
 

@@ -80,7 +80,7 @@ def test_the_wheel_ships_themes_and_styles(tmp_path: Path) -> None:
 
 def test_core_modules_do_not_import_textual() -> None:
     code = (
-        "import sys, tui_agent.cli, tui_agent.agent.worker, tui_agent.agent.setup, tui_agent.tools.setup, "
+        "import sys, tui_agent.cli, tui_agent.agent.worker, tui_agent.session, tui_agent.tools.setup, "
         "tui_agent.store.recorder, tui_agent.commands.headless; "
         "print('textual' in sys.modules)"
     )

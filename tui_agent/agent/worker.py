@@ -17,7 +17,7 @@ from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import LoopControl, compact_now, run_agent_loop
 from tui_agent.config import AgentConfig
-from tui_agent.errors import LlamachatError, LoadCancelled
+from tui_agent.errors import ConfigError, LlamachatError, LoadCancelled
 from tui_agent.events import (
     Completed,
     DownloadProgress,
@@ -35,7 +35,8 @@ from tui_agent.tools.base import NoTools, PermissionDecision, ToolExecutor, Tool
 @dataclass(frozen=True)
 class SendPrompt:
     text: str
-    force_tools: list[ToolSpec] | None = None
+    # Tool names: the first model call must be a call of one (grammar-constrained).
+    force_tools: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,9 @@ class AgentWorker:
             self.busy.set()
             try:
                 self._run(command)
+            except LlamachatError as exc:
+                self._emit(Error.of(exc))
+                self._emit(Completed("error"))
             except Exception as exc:  # a bug must not kill the thread that owns the model
                 self._emit(
                     Error(
@@ -222,7 +226,7 @@ class AgentWorker:
                 self.config,
                 self._sink,
                 self._control,
-                command.force_tools,
+                self._forced(command.force_tools),
             )
         elif isinstance(command, Compact):
             compact_now(
@@ -236,6 +240,20 @@ class AgentWorker:
             self.conversation = command.conversation
             self._track_session()
             self._emit(SessionChanged(self.conversation.id, resumed=True))
+
+    def _forced(self, names: list[str]) -> list[ToolSpec] | None:
+        """The tools a prompt must call, from their names (checked once the tools are up)."""
+        if not names:
+            return None
+        specs = {s.name: s for s in self.tools.specs()}
+        unknown = [n for n in names if n not in specs]
+        if unknown:
+            raise ConfigError(
+                f"{unknown[0]!r} is not a tool this run can use without asking, so no call of it"
+                " can be forced",
+                f"available: {', '.join(specs)}; an allow rule offers another",
+            )
+        return [specs[n] for n in names]
 
     def _ask(self, request: PermissionRequest) -> PermissionDecision:
         """Called by the tool gate on this thread: wait for the user's answer (or a cancel)."""

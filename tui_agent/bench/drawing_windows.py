@@ -118,11 +118,11 @@ async def _windowed_run(backend: TimedBackend, tokens: int) -> list[Window]:
         while not app.model_ready:
             await pilot.pause(0.01)
         await pilot.pause(0.3)
-        app.controller.send(STORY)
+        app.session.send(STORY)
         while not backend.token_times:  # the prompt is read before any window starts
             await asyncio.sleep(0.05)
         drawing = False
-        while app.controller.busy:
+        while app.session.busy:
             app.drawing = drawing
             start = time.perf_counter()
             await asyncio.sleep(WINDOW_SECONDS)
@@ -131,7 +131,7 @@ async def _windowed_run(backend: TimedBackend, tokens: int) -> list[Window]:
         app.drawing = True
         while app.completed_prompts == 0:
             await asyncio.sleep(0.05)
-    app.controller.close()
+    app.session.close()
     return windows
 
 

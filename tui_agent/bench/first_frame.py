@@ -1,6 +1,6 @@
 """Child process for the start-up benchmark: prints seconds from LLAMACHAT_BENCH_T0 to the first frame.
 
-It starts the app the way `llamachat` does (config, history store, tools, controller); the model
+It starts the app the way `llamachat` does (config, history store, tools, session); the model
 starts loading in the background, as it does for a user.
 """
 
@@ -13,14 +13,14 @@ import os
 async def _first_frame(t0: float) -> float:
     from tui_agent.commands.history_cmd import open_store
     from tui_agent.config import load_config
+    from tui_agent.session import Session
     from tui_agent.tools.setup import build_tools
     from tui_agent.ui.app import LlamachatApp
-    from tui_agent.ui.controller import ChatController
 
     config = load_config()
     store = open_store(config)
-    controller = ChatController.from_config(config, None, store, lambda: build_tools(config))
-    app = LlamachatApp(controller, config)
+    session = Session.from_config(config, None, store, lambda: build_tools(config))
+    app = LlamachatApp(session, config)
     async with app.run_test(size=(120, 40)) as pilot:
         while app.first_frame_at is None:
             await pilot.pause(0.005)

@@ -80,7 +80,7 @@ def headless_seconds(backend: LlamaBackend, tokens: int) -> tuple[float, int]:
 def bench_app(backend: ModelBackend, tokens: int, app_class: type[AppT]) -> AppT:
     """An app on ``backend`` with nothing else: no tools, no history store, a fresh
     conversation, greedy replies of at most ``tokens`` tokens."""
-    from tui_agent.ui.controller import ChatController
+    from tui_agent.session import Session
 
     config = Config()
     config.agent = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
@@ -93,14 +93,14 @@ def bench_app(backend: ModelBackend, tokens: int, app_class: type[AppT]) -> AppT
 
         return load
 
-    controller = ChatController(
+    session = Session(
         config,
         loader,
         NoTools(),
         None,
         initial=Conversation(system_prompt="You are a helpful assistant."),
     )
-    return app_class(controller, config, extra_theme_dirs=[])
+    return app_class(session, config, extra_theme_dirs=[])
 
 
 async def _app_run(
@@ -113,7 +113,7 @@ async def _app_run(
     from tui_agent.ui.widgets.transcript import AssistantMessage, UserMessage
 
     app = bench_app(backend, tokens, LlamachatApp)
-    controller = app.controller
+    session = app.session
     async with app.run_test(size=(120, 40)) as pilot:
         while not app.model_ready:
             await pilot.pause(0.01)
@@ -125,7 +125,7 @@ async def _app_run(
         await pilot.pause(0.3)  # the app settles after the model loads; nobody types faster
         probe = LagProbe(asyncio.get_running_loop(), lags) if lags is not None else None
         started, cpu_started = time.perf_counter(), time.thread_time()
-        app.controller.send(STORY)
+        app.session.send(STORY)
         # Poll rarely (each wake-up takes the GIL from generation); the time is the app's own
         # record of when it painted the end of the reply, not when this loop noticed.
         while app.completed_prompts == 0:
@@ -133,7 +133,7 @@ async def _app_run(
         elapsed, cpu = app.last_completed_at - started, app.last_completed_cpu - cpu_started
         if probe is not None:
             probe.stop()
-    controller.close()
+    session.close()
     return elapsed, cpu
 
 

@@ -17,22 +17,22 @@ def run_chat(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     store, problem = _history(config, args)
     initial = session_to_continue(store, args) if store is not None else None
+    from tui_agent.session import Session
     from tui_agent.ui.app import LlamachatApp
-    from tui_agent.ui.controller import ChatController
 
     def tools() -> ToolStack:
         return build_tools(config, args.allow, args.deny)
 
-    controller = ChatController.from_config(config, args.model, store, tools, initial)
-    controller.history_problem = problem
-    app = LlamachatApp(controller, config)
+    session = Session.from_config(config, args.model, store, tools, initial)
+    session.history_problem = problem
+    app = LlamachatApp(session, config)
     # Library log records go to a file; llama.cpp's own log is routed by the engine. Textual draws
     # on the terminal through fd 2 itself, so fd 2 is left alone.
     route_python_logging()
     try:
         app.run()
     finally:
-        controller.close()
+        session.close()
         if store is not None:
             store.close()
     return app.return_code or 0

@@ -8,11 +8,11 @@ import json
 import sys
 
 from tui_agent.agent.backend import ModelBackend
-from tui_agent.agent.setup import llama_backend_loader
 from tui_agent.bench.engine_bench import in_fresh_thread
 from tui_agent.bench.tool_eval import TaskResult, one_line, run_suite
 from tui_agent.commands.models_cmd import print_progress, print_table
 from tui_agent.config import load_config
+from tui_agent.session import llama_backend_loader
 from tui_agent.ui.printable import printable
 
 

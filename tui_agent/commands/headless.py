@@ -9,13 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from typing import Any
 
 from tui_agent.agent.conversation import Conversation
-from tui_agent.agent.setup import start_worker
-from tui_agent.agent.worker import SendPrompt
 from tui_agent.commands.history_cmd import open_store
 from tui_agent.commands.models_cmd import print_progress
 from tui_agent.config import Config, load_config
@@ -34,9 +31,8 @@ from tui_agent.events import (
     TurnStatistics,
     event_to_dict,
 )
-from tui_agent.store.recorder import SessionRecorder
+from tui_agent.session import Session
 from tui_agent.store.sessions import SessionStore
-from tui_agent.tools.base import ToolSpec
 from tui_agent.tools.setup import ToolStack, build_tools
 
 EXIT_CODES = {
@@ -92,65 +88,36 @@ def session_to_continue(store: SessionStore, args: argparse.Namespace) -> Conver
     return None
 
 
-def forced_tools(stack: ToolStack, names: list[str]) -> list[ToolSpec] | None:
-    if not names:
-        return None
-    specs = {s.name: s for s in stack.gate.specs()}
-    unknown = [n for n in names if n not in specs]
-    if unknown:
-        raise ConfigError(
-            f"--force-tool: {unknown[0]!r} is not a tool this run can use without asking",
-            f"available: {', '.join(specs)}; allow another with --allow RULE",
-        )
-    return [specs[n] for n in names]
-
-
 def run_headless(args: argparse.Namespace) -> int:
     config = apply_overrides(load_config(args.config), args)
     prompt = read_prompt(args)
-    store = (
-        None if args.no_save and not (args.resume or args.continue_session) else open_store(config)
-    )
+    resuming = bool(args.resume or args.continue_session)
+    store = None if args.no_save and not resuming else open_store(config)
     conversation = session_to_continue(store, args) if store is not None else None
-    recorder = (
-        SessionRecorder(store, args.model or config.model.source or "demo", os.getcwd())
-        if store and not args.no_save
-        else None
-    )
+
+    def tools() -> ToolStack:
+        stack = build_tools(config, args.allow, args.deny)
+        # Nobody can answer a question: the model is offered only what runs without one.
+        stack.gate.offer_only_unasked = True
+        return stack
+
+    session = Session.from_config(config, args.model, store, tools, conversation)
+    session.ask_user, session.system_prompt, session.save = False, args.system, not args.no_save
     printer = _printer(args.output_format)
-    stack = build_tools(config, args.allow, args.deny)
-    stack.gate.offer_only_unasked = True
     try:
-        for status in stack.start():
-            if status.problem():
-                printer.show(Notice(status.problem()))
-        forced = forced_tools(stack, args.force_tool)
-        worker = start_worker(
-            config,
-            args.model,
-            stack.gate,
-            args.system,
-            ask_user=False,
-            recorder=recorder,
-            conversation=conversation,
-        )
-        try:
-            worker.submit(SendPrompt(prompt, forced))
-            while True:
-                event = worker.events.get()
-                printer.show(event)
-                if isinstance(event, Completed):
-                    break
-        except KeyboardInterrupt:
-            worker.cancel()
-            return 130
-        finally:
-            worker.stop()
-        # A run that saved nothing (the model never loaded) has no session to continue.
-        saved = recorder is not None and store is not None and store.exists(worker.conversation.id)
-        printer.finish(worker.conversation.id if saved else None)
+        session.send(prompt, args.force_tool)
+        session.start()
+        while True:
+            event = session.events.get()
+            printer.show(event)
+            if isinstance(event, Completed):
+                break
+    except KeyboardInterrupt:
+        session.cancel()
+        return 130
     finally:
-        stack.close()
+        session.close()
+        printer.finish(session.saved_session_id())
         if store is not None:
             store.close()
     reason = printer.completed.reason if printer.completed else "error"

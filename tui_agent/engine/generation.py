@@ -104,7 +104,6 @@ def _stream(
     grammar: Any,
     keep_special: frozenset[str],
 ) -> Generator[str, None, TurnStats]:
-    model.begin_evaluation()
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
     cached = llama.longest_token_prefix(llama._input_ids[: llama.n_tokens], tokens)
     # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.

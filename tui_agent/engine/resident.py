@@ -105,16 +105,16 @@ class ResidentModel:
         finally:
             with self._in_use:
                 self._users -= 1
+                if not self._users:  # an interrupt is for what ran, never for what comes next
+                    self._abort.clear()
                 self._in_use.notify_all()
 
     def interrupt(self) -> None:
         """Stop the evaluation running now (a long prompt is read in batches that take seconds
         each): llama.cpp checks the flag between the steps of its compute graph."""
-        self._abort.set()
-
-    def begin_evaluation(self) -> None:
-        """A new completion starts: an interrupt meant for the previous one is forgotten."""
-        self._abort.clear()
+        with self._in_use:
+            if self._users:
+                self._abort.set()
 
     @property
     def interrupted(self) -> bool:

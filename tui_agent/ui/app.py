@@ -43,10 +43,10 @@ from tui_agent.events import (
     ToolStart,
     TurnStatistics,
 )
+from tui_agent.session import Session
 from tui_agent.store.sessions import Entry
-from tui_agent.ui.controller import ChatController
 from tui_agent.ui.garbage import GarbageSettler
-from tui_agent.ui.printable import printable, printable_value
+from tui_agent.ui.printable import printable, printable_event, printable_value
 from tui_agent.ui.screens.dialogs import Confirm, ShowText
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.model_picker import ModelPicker
@@ -99,10 +99,10 @@ class LlamachatApp(App[None]):
     ]
 
     def __init__(
-        self, controller: ChatController, config: Config, extra_theme_dirs: list[Path] | None = None
+        self, session: Session, config: Config, extra_theme_dirs: list[Path] | None = None
     ) -> None:
         super().__init__()
-        self.controller = controller
+        self.session = session
         self.config = config
         self.current_reply: AssistantMessage | None = None
         self.model_ready = False
@@ -131,23 +131,23 @@ class LlamachatApp(App[None]):
 
     def on_mount(self) -> None:
         self._load_themes()
-        self.status.set(state="loading model", model=self.controller.model_label, progress=0.0)
+        self.status.set(state="loading model", model=self.session.model_label, progress=0.0)
         self.query_one("#completions").display = False
         # Start the worker (tools, then the model) once the first frame is up: it imports the MCP
         # SDK and llama.cpp, which would hold the GIL while the screen is being drawn.
         self.call_after_refresh(self._first_frame_painted)
-        if self.controller.initial is not None and self.controller.store is not None:
-            self.call_after_refresh(self._render_history, self.controller.initial.id)
-        self.controller.wake = self._wake
+        if self.session.initial is not None and self.session.store is not None:
+            self.call_after_refresh(self._render_history, self.session.initial.id)
+        self.session.wake = self._wake
         self.set_interval(PUMP_SECONDS, self._wake)
         self.prompt.focus()
-        if self.controller.store is not None:
-            for notice in self.controller.store.notices:
+        if self.session.store is not None:
+            for notice in self.session.store.notices:
                 self.notify(notice, severity="warning", timeout=15)
         else:
             self.status.set(saving=False)
-        if self.controller.history_problem is not None:
-            self._ask_to_chat_unsaved(self.controller.history_problem)
+        if self.session.history_problem is not None:
+            self._ask_to_chat_unsaved(self.session.history_problem)
 
     @work
     async def _ask_to_chat_unsaved(self, problem: LlamachatError) -> None:
@@ -157,7 +157,7 @@ class LlamachatApp(App[None]):
 
     def _first_frame_painted(self) -> None:
         self.first_frame_at = time.time()
-        self.controller.start()
+        self.session.start()
 
     def _load_themes(self) -> None:
         loaded = load_themes(self._theme_dirs)
@@ -201,7 +201,8 @@ class LlamachatApp(App[None]):
         thoughts: list[str] = []
         while True:
             try:
-                event = self.controller.events.get_nowait()
+                # Control characters from the model or a tool never reach the terminal.
+                event = printable_event(self.session.events.get_nowait())
             except queue.Empty:
                 break
             if isinstance(event, ReasoningDelta):
@@ -374,7 +375,7 @@ class LlamachatApp(App[None]):
             if panel is not None:
                 panel.resume_running()
             self.status.set(state="generating")
-            self.controller.reply_permission(request.request_id, decision)
+            self.session.reply_permission(request.request_id, decision)
 
         self.push_screen(PermissionScreen(request), answered)
 
@@ -393,7 +394,7 @@ class LlamachatApp(App[None]):
             )
             return
         user = UserMessage(event.text)
-        if self.current_reply is None and not self.controller.busy:
+        if self.current_reply is None and not self.session.busy:
             # The reply's box comes with the prompt: one layout pass for both, the user sees at
             # once that the model is reading, and its first words are drawn without a layout.
             self.current_reply = AssistantMessage(streaming=True)
@@ -403,7 +404,7 @@ class LlamachatApp(App[None]):
         self.transcript.anchor()
         if not self.model_ready:
             self.notify("the model is still loading; your message runs as soon as it is ready")
-        self.controller.send(event.text)
+        self.session.send(event.text)
 
     @on(PromptInput.Changed)
     def _show_completions(self, event: PromptInput.Changed) -> None:
@@ -447,27 +448,27 @@ class LlamachatApp(App[None]):
     # --- actions ----------------------------------------------------------------------------
 
     def action_cancel(self) -> None:
-        if self.controller.busy:
-            self.controller.cancel()
+        if self.session.busy:
+            self.session.cancel()
             self.status.set(state="cancelling")
-        elif self.controller.loading:
+        elif self.session.loading:
             # Stops a download or a load at its next progress report.
-            self.controller.cancel()
+            self.session.cancel()
             self.status.set(state="stopping", progress=None)
 
     def action_new_session(self) -> None:
-        self.controller.new_session()
+        self.session.new_session()
         self.notify("new session")
 
     def action_compact(self) -> None:
-        self.controller.compact()
+        self.session.compact()
         self.notify("compacting…")
 
     @work
     async def action_pick_model(self) -> None:
         from tui_agent.models.catalog import choice_for, model_choices
 
-        running = self.controller.model_label
+        running = self.session.model_label
         choices = model_choices(also=[running])
         current = choice_for(running, choices)
         chosen = await self.push_screen_wait(ModelPicker(choices, current))
@@ -488,12 +489,12 @@ class LlamachatApp(App[None]):
             return
         self.model_ready, self.model_failed = False, ""
         self.status.set(state="loading model", model=spec, progress=0.0, context_used=0)
-        self.controller.switch_model(spec)
+        self.session.switch_model(spec)
         self.current_reply = None
         self.call_later(self.transcript.clear)
 
     def action_tools(self) -> None:
-        specs = self.controller.tool_specs()
+        specs = self.session.tool_specs()
         body = Text()
         for spec in specs:
             # Names and descriptions come from MCP servers: shown, not obeyed.
@@ -531,36 +532,36 @@ class LlamachatApp(App[None]):
 
     @work
     async def action_history(self) -> None:
-        if self.controller.store is None:
-            problem = self.controller.history_problem
+        if self.session.store is None:
+            problem = self.session.history_problem
             self.notify(
                 problem.message if problem else "history is off in this run (--no-save)",
                 severity="warning",
             )
             return
-        session_id = await self.push_screen_wait(HistoryScreen(self.controller.store))
+        session_id = await self.push_screen_wait(HistoryScreen(self.session.store))
         if session_id:
-            if self.controller.busy:
-                self.controller.cancel()
-            self.controller.resume(session_id)
+            if self.session.busy:
+                self.session.cancel()
+            self.session.resume(session_id)
             await self._render_history(session_id)
 
     async def _render_history(self, session_id: str) -> None:
         """Restore a saved session's transcript, tool panels included."""
-        assert self.controller.store is not None
+        assert self.session.store is not None
         transcript = self.transcript
         await transcript.clear()
         self.current_reply = None
         # Stored text is shown, not obeyed, like the events it was recorded from.
         entries = [
             replace(e, content=printable(e.content), data=printable_value(e.data))
-            for e in self.controller.store.entries(session_id)
+            for e in self.session.store.entries(session_id)
         ]
         results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
         await transcript.add(*[w for entry in entries for w in _widgets_for(entry, results)])
         transcript.anchor()
         self.call_after_refresh(self.garbage.fully)
-        title = self.controller.store.get_session(session_id).title
+        title = self.session.store.get_session(session_id).title
         self.notify(f"resumed {title!r}")
 
     def get_system_commands(self, screen: Screen[object]):  # type: ignore[no-untyped-def]
@@ -585,7 +586,7 @@ class LlamachatApp(App[None]):
         self.garbage.release()
 
     async def action_quit(self) -> None:
-        self.controller.close()
+        self.session.close()
         self.exit()
 
 

@@ -1,7 +1,15 @@
-"""What the app drives: the agent worker, the tools, the history store.
+"""A chat session's core, the same for every front end: the worker thread and the model it
+loads, the tools, the history recorder.
 
-The app talks to the core only through this object and the typed events it hands out, so tests
-can give it a scripted model and screenshots can replay a conversation.
+A prompt's path, from the command line to the model::
+
+    cli.py → the front end (ui/app.py, commands/headless.py)
+      → Session.send (here: a command to the worker thread; typed events come back)
+        → run_agent_loop (agent/loop.py, on the worker thread)
+          → ModelBackend.stream (agent/backend.py, on engine/ and llama.cpp)
+
+Front ends hold no core objects but this one and the events, so tests can give it a scripted
+model and screenshots can replay a conversation.
 """
 
 from __future__ import annotations
@@ -11,13 +19,21 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tui_agent.agent.backend import ModelBackend
+from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
-from tui_agent.agent.setup import llama_backend_loader
-from tui_agent.agent.worker import AgentWorker, Compact, NewSession, ResumeSession, SendPrompt
+from tui_agent.agent.worker import (
+    AgentWorker,
+    BackendFactory,
+    Compact,
+    NewSession,
+    ResumeSession,
+    SendPrompt,
+)
 from tui_agent.config import Config
+from tui_agent.engine.resident import get_resident_model
 from tui_agent.errors import LlamachatError
 from tui_agent.events import Event, EventSink, Notice, ReasoningDelta, TextDelta
+from tui_agent.models.sources import resolve_spec
 from tui_agent.store.recorder import SessionRecorder
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.base import (
@@ -29,9 +45,19 @@ from tui_agent.tools.base import (
     ToolSpec,
 )
 from tui_agent.tools.setup import ToolStack
-from tui_agent.ui.printable import printable_event
 
-BackendLoader = Callable[[str | None], Callable[[EventSink], ModelBackend]]
+BackendLoader = Callable[[str | None], BackendFactory]
+
+
+def llama_backend_loader(config: Config, model_spec: str | None) -> BackendFactory:
+    """A backend factory for the worker: resolves, checks and loads the model when called."""
+
+    def load(sink: EventSink) -> ModelBackend:
+        _, path = resolve_spec(model_spec or config.model.source or None, sink)
+        model = get_resident_model(path, config.model, sink)
+        return LlamaBackend(model, tool_format=config.model.tool_format)
+
+    return load
 
 
 class DeferredTools:
@@ -50,7 +76,7 @@ class DeferredTools:
 
 
 @dataclass
-class ChatController:
+class Session:
     config: Config
     backend_loader: BackendLoader
     tools: ToolExecutor
@@ -65,6 +91,11 @@ class ChatController:
     wake: Callable[[], None] | None = None
     # Why the history could not be opened, when it could not (the chat then runs unsaved).
     history_problem: LlamachatError | None = None
+    # Headless: nobody can answer a permission question, so a call that would ask is denied.
+    ask_user: bool = True
+    system_prompt: str | None = None
+    # Whether the conversation is recorded in the store (a resumed headless run may not be).
+    save: bool = True
 
     @classmethod
     def from_config(
@@ -74,7 +105,7 @@ class ChatController:
         store: SessionStore | None,
         build_tool_stack: Callable[[], ToolStack],
         initial: Conversation | None = None,
-    ) -> ChatController:
+    ) -> Session:
         """The real thing. Tools are built and started on the worker thread, before the model
         loads: importing the MCP SDK alone takes ~0.8 s here, which would delay the first frame."""
         tools = DeferredTools()
@@ -104,7 +135,9 @@ class ChatController:
 
     def _new_worker(self) -> AgentWorker:
         recorder = (
-            SessionRecorder(self.store, self.model_label, os.getcwd()) if self.store else None
+            SessionRecorder(self.store, self.model_label, os.getcwd())
+            if self.store and self.save
+            else None
         )
         # Each worker writes to the queue that was current when it started: after a switch, the
         # old worker's late events (a stopped download's error) land in a queue nobody reads.
@@ -113,7 +146,9 @@ class ChatController:
             self.backend_loader(self.model_spec),
             self.tools,
             self.config.agent,
+            self.system_prompt,
             sink=lambda event: self._deliver(event, events),
+            ask_user=self.ask_user,
             recorder=recorder,
         )
         if self.initial is not None:
@@ -121,7 +156,7 @@ class ChatController:
         return worker
 
     def _deliver(self, event: Event, into: queue.Queue[Event] | None = None) -> None:
-        (into or self.events).put(printable_event(event))
+        (into or self.events).put(event)
         # Streamed text waits for the next timer tick: a wake-up per token would cost a drain each.
         if self.wake is not None and not isinstance(event, TextDelta | ReasoningDelta):
             self.wake()
@@ -139,8 +174,9 @@ class ChatController:
     def conversation(self) -> Conversation | None:
         return self.worker.conversation if self.worker else None
 
-    def send(self, text: str) -> None:
-        self._require().submit(SendPrompt(text))
+    def send(self, text: str, force_tools: list[str] | None = None) -> None:
+        """Run a prompt; ``force_tools`` (names) makes the first model call a call of one."""
+        self._require().submit(SendPrompt(text, force_tools or []))
 
     def cancel(self) -> None:
         self._require().cancel()
@@ -173,6 +209,13 @@ class ChatController:
 
     def tool_specs(self) -> list[ToolSpec]:
         return self.tools.specs()
+
+    def saved_session_id(self) -> str | None:
+        """The id the conversation is saved under; None when nothing of it was saved."""
+        conversation = self.conversation
+        if not self.save or self.store is None or conversation is None:
+            return None
+        return conversation.id if self.store.exists(conversation.id) else None
 
     def close(self) -> None:
         if self.worker is not None:
