@@ -90,6 +90,15 @@ class PermissionRequest:
 
 
 @dataclass(frozen=True)
+class PermissionDecision:
+    """The user's answer to a PermissionRequest (the front end sends it back to the worker)."""
+
+    allowed: bool
+    scope: str  # once | session | always | rule | headless
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class PermissionResult:
     """How a tool call was decided; scope is once | session | always | rule | headless."""
 

@@ -9,7 +9,10 @@ A prompt's path, from the command line to the model::
           → ModelBackend.stream (agent/backend.py, on engine/ and llama.cpp)
 
 Front ends hold no core objects but this one and the events, so tests can give it a scripted
-model and screenshots can replay a conversation.
+model and screenshots can replay a conversation. What else the UI needs of the core (the
+history's types and its Markdown export, the model catalog, the numbers the status line shows)
+it imports from here too, under the names imported ``as`` themselves below: the UI depends on
+this module alone, and an import-linter contract holds it to that.
 """
 
 from __future__ import annotations
@@ -30,20 +33,28 @@ from tui_agent.agent.worker import (
     SendPrompt,
 )
 from tui_agent.config import Config
+from tui_agent.engine.resident import current_rss as current_rss
 from tui_agent.engine.resident import get_resident_model
 from tui_agent.errors import LlamachatError
-from tui_agent.events import Event, EventSink, Notice, ReasoningDelta, TextDelta
-from tui_agent.models.sources import resolve_spec
-from tui_agent.store.recorder import SessionRecorder
-from tui_agent.store.sessions import SessionStore
-from tui_agent.tools.base import (
-    CallContext,
+from tui_agent.events import (
+    Event,
+    EventSink,
+    Notice,
     PermissionDecision,
-    ToolCall,
-    ToolExecutor,
-    ToolOutcome,
-    ToolSpec,
+    ReasoningDelta,
+    TextDelta,
 )
+from tui_agent.models.catalog import ModelChoice as ModelChoice
+from tui_agent.models.catalog import choice_for as choice_for
+from tui_agent.models.catalog import model_choices as model_choices
+from tui_agent.models.memory import format_bytes as format_bytes
+from tui_agent.models.sources import parse_model_spec as parse_model_spec
+from tui_agent.models.sources import resolve_spec
+from tui_agent.store.export import export_markdown as export_markdown
+from tui_agent.store.recorder import SessionRecorder
+from tui_agent.store.sessions import Entry as Entry
+from tui_agent.store.sessions import SessionStore as SessionStore
+from tui_agent.tools.base import CallContext, ToolCall, ToolExecutor, ToolOutcome, ToolSpec
 from tui_agent.tools.setup import ToolStack
 
 BackendLoader = Callable[[str | None], BackendFactory]

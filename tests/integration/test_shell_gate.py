@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui_agent.config import Config, load_config
-from tui_agent.events import Event, PermissionRequest
-from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall
+from tui_agent.events import Event, PermissionDecision, PermissionRequest
+from tui_agent.tools.base import CallContext, ToolCall
 from tui_agent.tools.setup import ToolStack, build_tools
 
 ALLOW = ["run_shell(git status*)"]

@@ -12,8 +12,13 @@ from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import LoopControl, run_agent_loop
 from tui_agent.config import AgentConfig, Config, ModelConfig
 from tui_agent.engine import resident
-from tui_agent.events import Event, PermissionRequest, PermissionResult, ToolResult
-from tui_agent.tools.base import PermissionDecision
+from tui_agent.events import (
+    Event,
+    PermissionDecision,
+    PermissionRequest,
+    PermissionResult,
+    ToolResult,
+)
 from tui_agent.tools.setup import build_tools
 
 pytestmark = pytest.mark.model

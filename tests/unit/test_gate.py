@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tui_agent.config import Config, load_config
-from tui_agent.events import Event, PermissionRequest, PermissionResult
-from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall
+from tui_agent.events import Event, PermissionDecision, PermissionRequest, PermissionResult
+from tui_agent.tools.base import CallContext, ToolCall
 from tui_agent.tools.setup import ToolStack, build_tools
 
 

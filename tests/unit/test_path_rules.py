@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tui_agent.config import load_config
-from tui_agent.events import Event, PermissionRequest
-from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall, ToolOutcome
+from tui_agent.events import Event, PermissionDecision, PermissionRequest
+from tui_agent.tools.base import CallContext, ToolCall, ToolOutcome
 from tui_agent.tools.setup import ToolStack, build_tools
 
 SECRET = "hunter2-SECRET"

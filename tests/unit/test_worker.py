@@ -20,12 +20,13 @@ from tui_agent.events import (
     Completed,
     Error,
     Event,
+    PermissionDecision,
     PermissionRequest,
     SessionChanged,
     TextDelta,
     ToolResult,
 )
-from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall, ToolOutcome, ToolSpec
+from tui_agent.tools.base import CallContext, ToolCall, ToolOutcome, ToolSpec
 
 
 def next_of(worker: AgentWorker, kind: type, timeout: float = 10) -> Event:

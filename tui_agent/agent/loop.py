@@ -33,6 +33,7 @@ from tui_agent.events import (
     EventSink,
     IterationStart,
     Notice,
+    PermissionDecision,
     PermissionRequest,
     ReasoningDelta,
     TextDelta,
@@ -42,7 +43,6 @@ from tui_agent.events import (
 )
 from tui_agent.tools.base import (
     CallContext,
-    PermissionDecision,
     ToolCall,
     ToolExecutor,
     ToolOutcome,

@@ -26,10 +26,11 @@ from tui_agent.events import (
     EventSink,
     ModelLoadProgress,
     Notice,
+    PermissionDecision,
     PermissionRequest,
     SessionChanged,
 )
-from tui_agent.tools.base import NoTools, PermissionDecision, ToolExecutor, ToolSpec
+from tui_agent.tools.base import NoTools, ToolExecutor, ToolSpec
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import sys
 from tui_agent.commands.models_cmd import print_table
 from tui_agent.config import load_config
 from tui_agent.errors import LlamachatError
-from tui_agent.events import Event, Notice, PermissionRequest, PermissionResult
-from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall, argument_errors
+from tui_agent.events import Event, Notice, PermissionDecision, PermissionRequest, PermissionResult
+from tui_agent.tools.base import CallContext, ToolCall, argument_errors
 from tui_agent.tools.setup import ToolStack, build_tools
 
 EXIT_DENIED = 5

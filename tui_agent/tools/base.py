@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tui_agent.events import EventSink, PermissionRequest
+from tui_agent.events import EventSink, PermissionDecision, PermissionRequest
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,6 @@ class ToolOutcome:
     success: bool
     output: str
     denied: bool = False
-
-
-@dataclass(frozen=True)
-class PermissionDecision:
-    allowed: bool
-    scope: str  # once | session | always | rule | headless
-    reason: str = ""
 
 
 @dataclass

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tui_agent.config import save_settings
-from tui_agent.events import Notice, PermissionRequest, PermissionResult
-from tui_agent.tools.base import CallContext, PermissionDecision, ToolCall, ToolOutcome, ToolSpec
+from tui_agent.events import Notice, PermissionDecision, PermissionRequest, PermissionResult
+from tui_agent.tools.base import CallContext, ToolCall, ToolOutcome, ToolSpec
 from tui_agent.tools.builtin import BuiltinTools, preview_change
 from tui_agent.tools.mcp_hub import McpHub
 from tui_agent.tools.permissions import PermissionPolicy, Verdict

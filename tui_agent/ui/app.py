@@ -35,6 +35,7 @@ from tui_agent.events import (
     ModelLoaded,
     ModelLoadProgress,
     Notice,
+    PermissionDecision,
     PermissionRequest,
     ReasoningDelta,
     SessionChanged,
@@ -43,8 +44,7 @@ from tui_agent.events import (
     ToolStart,
     TurnStatistics,
 )
-from tui_agent.session import Session
-from tui_agent.store.sessions import Entry
+from tui_agent.session import Entry, Session
 from tui_agent.ui.garbage import GarbageSettler
 from tui_agent.ui.printable import printable, printable_event, printable_value
 from tui_agent.ui.screens.dialogs import Confirm, ShowText
@@ -369,8 +369,6 @@ class LlamachatApp(App[None]):
         self.status.set(state="waiting for permission")
 
         def answered(decision: object) -> None:
-            from tui_agent.tools.base import PermissionDecision
-
             assert isinstance(decision, PermissionDecision)
             if panel is not None:
                 panel.resume_running()
@@ -466,7 +464,7 @@ class LlamachatApp(App[None]):
 
     @work
     async def action_pick_model(self) -> None:
-        from tui_agent.models.catalog import choice_for, model_choices
+        from tui_agent.session import choice_for, model_choices
 
         running = self.session.model_label
         choices = model_choices(also=[running])
@@ -480,7 +478,7 @@ class LlamachatApp(App[None]):
         self.switch_model(chosen)
 
     def switch_model(self, spec: str) -> None:
-        from tui_agent.models.sources import parse_model_spec
+        from tui_agent.session import parse_model_spec
 
         try:
             parse_model_spec(spec)

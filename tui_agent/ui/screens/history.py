@@ -13,8 +13,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Markdown, Static
 
-from tui_agent.store.export import export_markdown
-from tui_agent.store.sessions import SessionStore
+from tui_agent.session import SessionStore, export_markdown
 from tui_agent.ui.printable import printable
 from tui_agent.ui.screens.dialogs import AskText, Confirm
 

@@ -11,8 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui_agent.models.catalog import ModelChoice
-from tui_agent.models.memory import format_bytes
+from tui_agent.session import ModelChoice, format_bytes
 from tui_agent.ui.printable import printable
 
 

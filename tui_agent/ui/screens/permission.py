@@ -14,8 +14,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from tui_agent.events import PermissionRequest
-from tui_agent.tools.base import PermissionDecision
+from tui_agent.events import PermissionDecision, PermissionRequest
 
 # Keys pressed this soon after the prompt appears are ignored: they were meant for the prompt input.
 GRACE_SECONDS = 0.4

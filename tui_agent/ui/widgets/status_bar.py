@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from tui_agent.engine.resident import current_rss
-from tui_agent.models.memory import format_bytes
+from tui_agent.session import current_rss, format_bytes
 
 
 @dataclass
