@@ -53,7 +53,9 @@ from tui_agent.models.sources import resolve_spec
 from tui_agent.store.export import export_markdown as export_markdown
 from tui_agent.store.recorder import SessionRecorder
 from tui_agent.store.sessions import Entry as Entry
+from tui_agent.store.sessions import SearchHit as SearchHit
 from tui_agent.store.sessions import SessionStore as SessionStore
+from tui_agent.store.sessions import SessionSummary as SessionSummary
 from tui_agent.tools.base import CallContext, ToolCall, ToolExecutor, ToolOutcome, ToolSpec
 from tui_agent.tools.setup import ToolStack
 
@@ -209,13 +211,16 @@ class Session:
         self._require().reply_permission(request_id, decision)
 
     def switch_model(self, spec: str) -> None:
-        """Run a different model: the worker restarts with it, and a new session begins."""
-        if self.worker is not None:
-            self.worker.stop()
+        """Run a different model: the worker restarts with it, and a new session begins. It
+        waits for the old worker to stop, so front ends call it off their event loop; commands
+        given meanwhile go to the new worker and run once it has loaded."""
+        old = self.worker
         self.model_spec = spec
         self.initial = None
         self.events = queue.Queue()
         self.worker = self._new_worker()
+        if old is not None:
+            old.stop()
         self.worker.start()
 
     def tool_specs(self) -> list[ToolSpec]:

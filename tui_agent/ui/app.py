@@ -7,6 +7,7 @@ app at once (the worker posts a message), so prompts and the end of a reply are 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import queue
 import time
@@ -467,7 +468,8 @@ class LlamachatApp(App[None]):
         from tui_agent.session import choice_for, model_choices
 
         running = self.session.model_label
-        choices = model_choices(also=[running])
+        # It reads the Hugging Face cache and GGUF headers: seconds on a slow disk.
+        choices = await asyncio.to_thread(model_choices, also=[running])
         current = choice_for(running, choices)
         chosen = await self.push_screen_wait(ModelPicker(choices, current))
         if chosen is None:
@@ -486,10 +488,19 @@ class LlamachatApp(App[None]):
             self.notify(f"{exc.message}\n{exc.hint}", severity="error")
             return
         self.model_ready, self.model_failed = False, ""
-        self.status.set(state="loading model", model=spec, progress=0.0, context_used=0)
-        self.session.switch_model(spec)
+        self.status.set(
+            state="stopping the current model", model=spec, progress=None, context_used=0
+        )
+        self._switch_in_background(spec)
         self.current_reply = None
         self.call_later(self.transcript.clear)
+
+    @work(thread=True, exclusive=True, group="switch-model")
+    def _switch_in_background(self, spec: str) -> None:
+        """The old worker is stopped and joined here, off the event loop (a tool call may take
+        a moment to let go); the new one's load progress then shows in the status line."""
+        self.session.switch_model(spec)
+        self.call_from_thread(self.status.set, state="loading model", progress=0.0, context_used=0)
 
     def action_tools(self) -> None:
         specs = self.session.tool_specs()
@@ -541,7 +552,7 @@ class LlamachatApp(App[None]):
         if session_id:
             if self.session.busy:
                 self.session.cancel()
-            self.session.resume(session_id)
+            await asyncio.to_thread(self.session.resume, session_id)
             await self._render_history(session_id)
 
     async def _render_history(self, session_id: str) -> None:
@@ -550,16 +561,17 @@ class LlamachatApp(App[None]):
         transcript = self.transcript
         await transcript.clear()
         self.current_reply = None
+        store = self.session.store
+        stored = await asyncio.to_thread(store.entries, session_id)
         # Stored text is shown, not obeyed, like the events it was recorded from.
         entries = [
-            replace(e, content=printable(e.content), data=printable_value(e.data))
-            for e in self.session.store.entries(session_id)
+            replace(e, content=printable(e.content), data=printable_value(e.data)) for e in stored
         ]
         results = {e.data.get("tool_call_id"): e for e in entries if e.role == "tool"}
         await transcript.add(*[w for entry in entries for w in _widgets_for(entry, results)])
         transcript.anchor()
         self.call_after_refresh(self.garbage.fully)
-        title = self.session.store.get_session(session_id).title
+        title = (await asyncio.to_thread(store.get_session, session_id)).title
         self.notify(f"resumed {title!r}")
 
     def get_system_commands(self, screen: Screen[object]):  # type: ignore[no-untyped-def]

@@ -1,7 +1,13 @@
-"""The history browser: sessions, full-text search, a preview, resume, rename, delete, export."""
+"""The history browser: sessions, full-text search, a preview, resume, rename, delete, export.
+
+Every query runs on a worker thread and its rows come back to the event loop: SQLite may wait
+seconds for another process's lock, and the screen must keep answering keys meanwhile. A query
+that comes back after the list it was for was cleared (a new search) is dropped.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -13,7 +19,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Markdown, Static
 
-from tui_agent.session import SessionStore, export_markdown
+from tui_agent.session import SearchHit, SessionStore, SessionSummary, export_markdown
 from tui_agent.ui.printable import printable
 from tui_agent.ui.screens.dialogs import AskText, Confirm
 
@@ -46,6 +52,10 @@ class HistoryScreen(Screen[str | None]):
         self._preview_timer: Timer | None = None
         self.first_page_at: float | None = None  # when the first page was painted (perf_counter)
         self._search_timer: Timer | None = None
+        # Bumped whenever the list is cleared: rows fetched for an older list are dropped.
+        self._list_version = 0
+        self._page_pending = False
+        self._cursor_after_reload: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("History", id="history-title")
@@ -61,23 +71,49 @@ class HistoryScreen(Screen[str | None]):
         table.add_columns("updated", "msgs", "title")
         self.load_page()
         table.focus()
-        self.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
         self.first_page_at = time.perf_counter()
 
     def load_page(self) -> None:
-        """Add the next page of sessions (lazy: 10,000 sessions open as fast as 100)."""
-        if self.exhausted or self.searching:
+        """Ask for the next page of sessions (lazy: 10,000 sessions open as fast as 100)."""
+        if self.exhausted or self.searching or self._page_pending:
             return
-        sessions = self.store.list_sessions(PAGE_SIZE, self.loaded)
+        self._page_pending = True
+        self._fetch_page(self.loaded, self._list_version)
+
+    @work(thread=True, group="history-page")
+    def _fetch_page(self, offset: int, version: int) -> None:
+        sessions = self.store.list_sessions(PAGE_SIZE, offset)
+        count = self.store.count_sessions()
+        self.app.call_from_thread(self._add_page, sessions, count, version)
+
+    def _add_page(self, sessions: list[SessionSummary], count: int, version: int) -> None:
+        self._page_pending = False
+        if version != self._list_version or not self.is_attached:
+            return
         table = self.query_one(DataTable)
         for s in sessions:
             title = printable(s.title) or "untitled"
             table.add_row(_when(s.updated), str(s.message_count), title, key=s.id)
         self.loaded += len(sessions)
         self.exhausted = len(sessions) < PAGE_SIZE
-        self.sub_title = f"{self.store.count_sessions():,} sessions"
+        self.sub_title = f"{count:,} sessions"
+        self._restore_cursor()
+        if self.first_page_at is None:
+            self.call_after_refresh(self._painted)
+
+    def _clear_list(self) -> None:
+        self.query_one(DataTable).clear()
+        self._list_version += 1
+        self._page_pending = False
+        self.loaded, self.exhausted = 0, False
+
+    def _restore_cursor(self) -> None:
+        table = self.query_one(DataTable)
+        if self._cursor_after_reload is not None and table.row_count:
+            table.move_cursor(row=min(self._cursor_after_reload, table.row_count - 1))
+            self._cursor_after_reload = None
 
     @on(DataTable.RowHighlighted)
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -96,17 +132,24 @@ class HistoryScreen(Screen[str | None]):
 
     def show_preview(self) -> None:
         session_id = self.selected_id()
-        preview = self.query_one("#history-preview-text", Markdown)
         if session_id is None:
-            preview.update("*no session selected*")
+            self.query_one("#history-preview-text", Markdown).update("*no session selected*")
             return
+        self._fetch_preview(session_id)
+
+    @work(thread=True, exclusive=True, group="history-preview")
+    def _fetch_preview(self, session_id: str) -> None:
         text = export_markdown(self.store, session_id)
         lines = text.splitlines()
         if len(lines) > PREVIEW_ENTRIES * 6:
             text = (
                 "\n".join(lines[: PREVIEW_ENTRIES * 6]) + "\n\n*… open the session to see the rest*"
             )
-        preview.update(printable(text))
+        self.app.call_from_thread(self._show_preview, session_id, printable(text))
+
+    def _show_preview(self, session_id: str, text: str) -> None:
+        if self.is_attached and self.selected_id() == session_id:  # not one the cursor left
+            self.query_one("#history-preview-text", Markdown).update(text)
 
     @on(Input.Changed, "#history-search")
     def _search_changed(self, event: Input.Changed) -> None:
@@ -115,14 +158,23 @@ class HistoryScreen(Screen[str | None]):
         self._search_timer = self.set_timer(0.15, lambda: self.run_search(event.value))
 
     def run_search(self, query: str) -> None:
-        table = self.query_one(DataTable)
-        table.clear()
+        self._clear_list()
         if not query.strip():
-            self.searching, self.loaded, self.exhausted = False, 0, False
+            self.searching = False
             self.load_page()
             return
         self.searching = True
+        self._fetch_hits(query, self._list_version)
+
+    @work(thread=True, exclusive=True, group="history-search")
+    def _fetch_hits(self, query: str, version: int) -> None:
         hits = self.store.search(query, limit=200)
+        self.app.call_from_thread(self._show_hits, hits, version)
+
+    def _show_hits(self, hits: list[SearchHit], version: int) -> None:
+        if version != self._list_version or not self.is_attached:
+            return
+        table = self.query_one(DataTable)
         for hit in hits:
             table.add_row(
                 _when(hit.updated),
@@ -131,6 +183,7 @@ class HistoryScreen(Screen[str | None]):
                 key=hit.session_id,
             )
         self.sub_title = f"{len(hits)} matching sessions"
+        self._restore_cursor()
 
     @on(Input.Submitted, "#history-search")
     def _search_submitted(self) -> None:
@@ -155,10 +208,10 @@ class HistoryScreen(Screen[str | None]):
         session_id = self.selected_id()
         if session_id is None:
             return
-        current = self.store.get_session(session_id).title
+        current = (await asyncio.to_thread(self.store.get_session, session_id)).title
         title = await self.app.push_screen_wait(AskText("New title:", current))
         if title:
-            self.store.rename(session_id, title)
+            await asyncio.to_thread(self.store.rename, session_id, title)
             self._reload()
 
     @work
@@ -166,32 +219,30 @@ class HistoryScreen(Screen[str | None]):
         session_id = self.selected_id()
         if session_id is None:
             return
-        session = self.store.get_session(session_id)
+        session = await asyncio.to_thread(self.store.get_session, session_id)
         question = (
             f"Delete {session.title!r} ({session.message_count} messages)? This cannot be undone."
         )
         if await self.app.push_screen_wait(Confirm(question)):
-            self.store.delete_session(session_id)
+            await asyncio.to_thread(self.store.delete_session, session_id)
             self.notify(f"deleted {session.title!r}")
             self._reload()
 
-    def action_export(self) -> None:
+    @work
+    async def action_export(self) -> None:
         session_id = self.selected_id()
         if session_id is None:
             return
         target = Path.cwd() / f"llamachat-{session_id}.md"
-        target.write_text(export_markdown(self.store, session_id), encoding="utf-8")
+        text = await asyncio.to_thread(export_markdown, self.store, session_id)
+        await asyncio.to_thread(target.write_text, text, encoding="utf-8")
         self.notify(f"exported to {target}")
 
     def _reload(self) -> None:
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        self.loaded, self.exhausted = 0, False
+        self._cursor_after_reload = self.query_one(DataTable).cursor_row
         query = self.query_one("#history-search", Input).value
         if query.strip():
             self.run_search(query)
         else:
+            self._clear_list()
             self.load_page()
-        if table.row_count:
-            table.move_cursor(row=min(row, table.row_count - 1))
