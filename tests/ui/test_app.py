@@ -427,19 +427,17 @@ async def test_the_palette_opens_the_model_picker(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the picker")
 
 
+def slow_download(sink) -> None:  # type: ignore[no-untyped-def]
+    """A model download that reports progress for 30 s, unless the sink stops it."""
+    for done in range(1, 3000):
+        sink(DownloadProgress("big.gguf", done * 1000, 10_000_000, 1e6))
+        time.sleep(0.01)
+    raise AssertionError("the download went on after it was stopped")
+
+
 async def test_escape_stops_a_download(tmp_path: Path) -> None:
     app = make_app(tmp_path, ScriptedBackend([]))
-
-    def loader(spec: str | None):  # type: ignore[no-untyped-def]
-        def load(sink):  # type: ignore[no-untyped-def]
-            for done in range(1, 3000):
-                sink(DownloadProgress("big.gguf", done * 1000, 10_000_000, 1e6))
-                time.sleep(0.01)
-            raise AssertionError("the download went on after Esc")
-
-        return load
-
-    app.session.backend_loader = loader
+    app.session.backend_loader = lambda spec: slow_download
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.info.state == "downloading", what="download")
         assert "% (Esc stops)" in str(app.status.render_text())
@@ -532,16 +530,7 @@ async def test_a_switch_during_a_download_then_a_prompt_is_answered(tmp_path: Pa
     load_scripted = app.session.backend_loader
 
     def loader(spec: str | None):  # type: ignore[no-untyped-def]
-        if spec is not None:
-            return load_scripted(spec)
-
-        def download(sink):  # type: ignore[no-untyped-def]
-            for done in range(1, 3000):
-                sink(DownloadProgress("big.gguf", done * 1000, 10_000_000, 1e6))
-                time.sleep(0.01)
-            raise AssertionError("the download went on after the switch")
-
-        return download
+        return slow_download if spec is None else load_scripted(spec)
 
     app.session.backend_loader = loader
     async with app.run_test(size=SIZE) as pilot:
