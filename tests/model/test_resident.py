@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,30 @@ def test_a_context_beyond_the_trained_length_is_warned_about(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "n_ctx 16,384 is more than the 8,192 tokens" in result.stderr
     assert result.stderr.count("trained on") == 1
+
+
+def test_what_other_threads_print_while_a_model_loads_is_kept(demo_gguf: Path) -> None:
+    """llama-cpp-python points fds 1 and 2 at /dev/null while it loads: another thread's output
+    (a headless stream-json line, a frame of the chat) was lost meanwhile."""
+    script = f"""
+import sys, threading
+from pathlib import Path
+from tui_agent.config import ModelConfig
+from tui_agent.engine import resident
+done = threading.Event()
+def tick():
+    n = 0
+    while not done.is_set() or n < 200:
+        print(f"tick {{n}}", flush=True)
+        n += 1
+threading.Thread(target=tick).start()
+resident.get_resident_model(Path({str(demo_gguf)!r}), ModelConfig(n_ctx=512, n_threads=2))
+done.set()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    ticks = result.stdout.splitlines()
+    assert ticks == [f"tick {n}" for n in range(len(ticks))], "no line lost or run together"
+    assert result.stderr == "", "llama.cpp's own output still goes to its log, not the terminal"

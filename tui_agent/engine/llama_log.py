@@ -45,7 +45,33 @@ def install_log_router(path: Path | None = None) -> Path:
         llama_cpp.llama_log_set(_route, ctypes.c_void_p(0))
         # The ctypes callback must outlive every llama.cpp call: keep a reference for the process.
         _state["callback"], _state["path"] = _route, str(target)
+        _keep_process_output()
         return target
+
+
+class _NoRedirect:
+    """Stands in for llama-cpp-python's suppress_stdout_stderr (same call, does nothing)."""
+
+    def __init__(self, disable: bool = True) -> None:
+        pass
+
+    def __enter__(self) -> _NoRedirect:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _keep_process_output() -> None:
+    """llama-cpp-python silences a model load by pointing file descriptors 1 and 2 at /dev/null
+    while it runs. That is process-wide: what other threads write meanwhile is lost (a headless
+    stream-json line lost its newline in CI; the chat's frames go the same way). llama.cpp's own
+    output takes the log callback above, so the redirect is replaced with nothing."""
+    import llama_cpp._internals
+    import llama_cpp.llama
+
+    for module in (llama_cpp.llama, llama_cpp._internals):
+        module.suppress_stdout_stderr = _NoRedirect  # type: ignore[attr-defined]
 
 
 def log_mark() -> int:
