@@ -45,7 +45,9 @@ class ModelConfig:
     source: str = _opt(
         "",
         'Model to load: "tiny" | "small" | "medium", "demo", a .gguf path, "hf:org/repo/file.gguf"'
-        ' or "org/repo:file.gguf" (globs allowed). Empty: the demo model when installed.',
+        ' or "org/repo:file.gguf" (globs allowed), or a server\'s OpenAI-compatible API URL'
+        ' ("http://host:8080/v1": llama-server, vLLM, Ollama). Empty: the demo model when'
+        " installed.",
     )
     n_ctx: int = _opt(4096, "Context size in tokens.", lo=128, hi=1_048_576)
     n_threads: int = _opt(0, "CPU threads for generation; 0 uses every core.", lo=0, hi=1024)
@@ -62,6 +64,25 @@ class ModelConfig:
         " (every reply a JSON call or answer, held to it by a grammar: calls that always parse,"
         " for models that write no markup reliably; decoding is slower).",
         choices=("auto", "json", "tagged"),
+    )
+    remote_model: str = _opt(
+        "",
+        "With a server URL as the source: which of its models (empty: the only one it serves).",
+    )
+    api_key_env: str = _opt(
+        "",
+        "With a server URL: the environment variable that holds its API key (the key itself is"
+        " never written anywhere).",
+    )
+    headers: dict[str, str] = _opt({}, "With a server URL: extra HTTP headers for every request.")
+    connect_timeout_sec: float = _opt(
+        5.0, "With a server URL: give up connecting after this long.", lo=0.1, hi=600
+    )
+    read_timeout_sec: float = _opt(
+        120.0,
+        "With a server URL: give up when the server sends nothing for this long.",
+        lo=0.1,
+        hi=86_400,
     )
 
 

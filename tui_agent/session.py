@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import os
 import queue
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
+from tui_agent.agent.remote_backend import RemoteChatBackend
 from tui_agent.agent.worker import (
     AgentWorker,
     BackendFactory,
@@ -33,12 +35,15 @@ from tui_agent.agent.worker import (
     SendPrompt,
 )
 from tui_agent.config import Config
+from tui_agent.engine.remote import RemoteServer, RemoteSettings
+from tui_agent.engine.remote import is_remote as is_remote
 from tui_agent.engine.resident import current_rss as current_rss
 from tui_agent.engine.resident import get_resident_model
 from tui_agent.errors import LlamachatError
 from tui_agent.events import (
     Event,
     EventSink,
+    ModelLoaded,
     Notice,
     PermissionDecision,
     ReasoningDelta,
@@ -63,12 +68,47 @@ BackendLoader = Callable[[str | None], BackendFactory]
 
 
 def llama_backend_loader(config: Config, model_spec: str | None) -> BackendFactory:
-    """A backend factory for the worker: resolves, checks and loads the model when called."""
+    """A backend factory for the worker: resolves, checks and loads the model when called (or
+    checks the server, when the model is a URL)."""
+    spec = model_spec or config.model.source or None
+    if is_remote(spec):
+        assert spec is not None
+        return _remote_backend_loader(config, spec)
 
     def load(sink: EventSink) -> ModelBackend:
         _, path = resolve_spec(model_spec or config.model.source or None, sink)
         model = get_resident_model(path, config.model, sink)
         return LlamaBackend(model, tool_format=config.model.tool_format)
+
+    return load
+
+
+def _remote_backend_loader(config: Config, url: str) -> BackendFactory:
+    def load(sink: EventSink) -> ModelBackend:
+        settings = config.model
+        server = RemoteServer(
+            RemoteSettings(
+                url,
+                settings.api_key_env,
+                settings.remote_model,
+                dict(settings.headers),
+                settings.connect_timeout_sec,
+                settings.read_timeout_sec,
+            )
+        )
+        started = time.perf_counter()
+        info = server.check(sink, url)
+        backend = RemoteChatBackend(server, info, settings.n_ctx)
+        sink(
+            ModelLoaded(
+                backend.name,
+                url,
+                time.perf_counter() - started,
+                backend.n_ctx,
+                f"the server's ({info.kind})",
+            )
+        )
+        return backend
 
     return load
 

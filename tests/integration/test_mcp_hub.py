@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tui_agent.config import McpServerConfig
 from tui_agent.tools.mcp_hub import McpHub
 
@@ -127,12 +128,6 @@ def test_startup_timeout(hub_factory) -> None:  # type: ignore[no-untyped-def]
         and "did not start within 0.5 s" in hub.statuses()[0].error
     )
     assert time.monotonic() - started < 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

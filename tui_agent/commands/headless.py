@@ -45,7 +45,7 @@ EXIT_CODES = {
 }
 EXIT_DENIED = 5
 # An error's kind decides the exit status when the run ended in one (README: exit statuses).
-EXIT_BY_KIND = {"config": 2, "model_not_found": 3, "model_load": 3, "memory": 3}
+EXIT_BY_KIND = {"config": 2, "model_not_found": 3, "model_load": 3, "memory": 3, "remote": 3}
 # What to do next, in this mode's terms (the core's hint is general).
 NEXT_STEP = {
     "model_not_found": "--model picks another model",

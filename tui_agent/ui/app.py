@@ -480,10 +480,11 @@ class LlamachatApp(App[None]):
         self.switch_model(chosen)
 
     def switch_model(self, spec: str) -> None:
-        from tui_agent.session import parse_model_spec
+        from tui_agent.session import is_remote, parse_model_spec
 
         try:
-            parse_model_spec(spec)
+            if not is_remote(spec):
+                parse_model_spec(spec)
         except LlamachatError as exc:
             self.notify(f"{exc.message}\n{exc.hint}", severity="error")
             return
