@@ -252,7 +252,7 @@ def test_a_call_streamed_in_pieces_runs_through_the_gate(tmp_path: Path) -> None
     assert {"read_file", "list_dir"} <= {t["function"]["name"] for t in second["tools"]}
 
 
-def test_a_stream_dropped_mid_reply_is_an_error_and_nothing_hangs() -> None:
+def test_a_stream_dropped_mid_reply_keeps_the_partial_reply(tmp_path: Path) -> None:
     server = Scripted(
         {
             "/v1/models": [MODELS],
@@ -262,10 +262,17 @@ def test_a_stream_dropped_mid_reply_is_an_error_and_nothing_hangs() -> None:
             ],
         }
     )  # fmt: skip
-    result = headless(server.url, "--output-format", "json")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[history]\ndb_path = "{tmp_path / "h.db"}"\n')
+    result = run_cli(
+        "-m", server.url, "-p", "hi", "--config", str(config), "--output-format", "json"
+    )
     record = json.loads(result.stdout)
     assert result.returncode == 3 and record["errors"][0]["kind"] == "remote"
     assert "mid-reply" in record["errors"][0]["message"]
+    saved = SessionStore(tmp_path / "h.db").entries(record["session_id"])
+    reply = [e for e in saved if e.role == "assistant"]
+    assert [(e.content, e.interrupted) for e in reply] == [("Half a", True)]
 
 
 def test_garbage_in_the_stream_is_named() -> None:

@@ -229,6 +229,19 @@ class _Run:
             except StopIteration as done:
                 stats = done.value
                 break
+            except LlamachatError:
+                # The model went away mid-reply (a server's connection broke): what the user
+                # saw of the reply is kept, marked interrupted, and the session goes on.
+                if splitter.released:
+                    self.conversation.append(
+                        Message(
+                            "assistant",
+                            splitter.released,
+                            interrupted=True,
+                            reasoning=splitter.reasoning,
+                        )
+                    )
+                raise
             if thought:
                 self.emit(ReasoningDelta(thought))
             if visible:
