@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -284,3 +285,17 @@ def test_garbage_in_the_stream_is_named() -> None:
     )
     result = headless(server.url)
     assert result.returncode == 3 and "not a stream of JSON events" in result.stderr
+
+
+def test_a_server_that_never_answers_times_out_saying_so(tmp_path: Path) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections (the kernel does), never reads or writes
+    config = tmp_path / "c.toml"
+    config.write_text("[model]\nread_timeout_sec = 0.5\n")
+    try:
+        port = silent.getsockname()[1]
+        result = headless(f"http://127.0.0.1:{port}/v1", "--config", str(config))
+    finally:
+        silent.close()
+    assert result.returncode == 3 and "sent nothing for 0.5 s" in result.stderr

@@ -114,7 +114,14 @@ class RemoteServer:
                 with self._lock:
                     self._streaming = connection.sock
             connection.request(method, path, payload, headers)
-            return connection.getresponse()
+            try:
+                return connection.getresponse()
+            except TimeoutError as exc:
+                raise RemoteError(
+                    f"{self.where} took the request but sent nothing for"
+                    f" {self.settings.read_timeout:g} s",
+                    "check the server's log; raise [model] read_timeout_sec if it is just slow",
+                ) from exc
         except ssl.SSLError as exc:
             raise RemoteError(
                 f"TLS with {self.where} failed: {exc.reason or exc}",
