@@ -501,7 +501,6 @@ class LlamachatApp(App[None]):
         """The old worker is stopped and joined here, off the event loop (a tool call may take
         a moment to let go); the new one's load progress then shows in the status line."""
         self.session.switch_model(spec)
-        self.call_from_thread(self.status.set, state="loading model", progress=0.0, context_used=0)
 
     def action_tools(self) -> None:
         specs = self.session.tool_specs()
