@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(listing)
     listing.set_defaults(handler=_lazy("tui_agent.commands.models_cmd", "list_models"))
     check = model_commands.add_parser(
-        "check", help="load a model, generate a few tokens, print load time, tok/s, RSS, template"
+        "check",
+        help="load a model (or ask a server URL), generate a few tokens, print load time, tok/s,"
+        " RSS, template",
     )
     _add_common(check)
     check.add_argument(

@@ -299,3 +299,13 @@ def test_a_server_that_never_answers_times_out_saying_so(tmp_path: Path) -> None
     finally:
         silent.close()
     assert result.returncode == 3 and "sent nothing for 0.5 s" in result.stderr
+
+
+@pytest.mark.model
+def test_models_check_on_a_server(llama_server: str, demo_gguf: Path) -> None:
+    result = run_cli("models", "check", llama_server, "--tokens", "16")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+    assert lines["server"].strip().startswith(llama_server)
+    assert lines["model"].strip().endswith(demo_gguf.name)
+    assert "tok/s" in lines["generation"] and lines["context"].strip().startswith("4,096")

@@ -6,7 +6,8 @@ import argparse
 import sys
 import time
 
-from tui_agent.config import load_config
+from tui_agent.config import Config, load_config
+from tui_agent.engine.remote import is_remote
 from tui_agent.events import DownloadProgress, Event, ModelLoadProgress
 from tui_agent.models.catalog import model_choices
 from tui_agent.models.memory import format_bytes
@@ -64,6 +65,34 @@ def print_progress(event: Event) -> None:
         )
 
 
+def _check_server(config: Config, url: str, tokens: int) -> int:
+    """`models check URL`: the server's kind, model and context, and a timed reply."""
+    import json
+
+    from tui_agent.agent.remote_backend import RemoteChatBackend
+    from tui_agent.engine.generation import GREEDY, collect
+    from tui_agent.session import llama_backend_loader
+
+    backend = llama_backend_loader(config, url)(print_progress)
+    assert isinstance(backend, RemoteChatBackend)
+    prompt = backend.render([{"role": "user", "content": "Say hello in one short sentence."}], [])
+    sampling = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": tokens})
+    started = time.perf_counter()
+    text, stats = collect(backend.stream(prompt, sampling, lambda: False))
+    wall = time.perf_counter() - started
+    print(f"server:         {url} ({backend.info.kind})")
+    print(f"model:          {backend.info.model}")
+    context = f"{backend.n_ctx:,} tokens" + ("" if backend.info.n_ctx else " (from [model] n_ctx)")
+    print(f"context:        {context}")
+    print(f"first token:    after {stats.time_to_first_token:.3f} s")
+    print(
+        f"generation:     {stats.generated_tokens} tokens in {wall:.2f} s,"
+        f" {stats.tokens_per_second:.1f} tok/s"
+    )
+    print(f"reply:          {json.dumps(text.strip(), ensure_ascii=False)}")
+    return 0
+
+
 def check_model(args: argparse.Namespace) -> int:
     from tui_agent.agent.tool_calls import detect_family
     from tui_agent.engine.chat_template import renderer_for
@@ -72,6 +101,8 @@ def check_model(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     spec = args.spec or args.model or config.model.source
+    if is_remote(spec):
+        return _check_server(config, spec, args.tokens)
     source, path = resolve_spec(spec, print_progress)
     model = get_resident_model(path, config.model, print_progress)
     renderer = renderer_for(model)
