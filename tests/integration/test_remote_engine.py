@@ -309,3 +309,16 @@ def test_models_check_on_a_server(llama_server: str, demo_gguf: Path) -> None:
     assert lines["server"].strip().startswith(llama_server)
     assert lines["model"].strip().endswith(demo_gguf.name)
     assert "tok/s" in lines["generation"] and lines["context"].strip().startswith("4,096")
+
+
+def test_a_briefly_unavailable_server_is_asked_again_before_the_reply() -> None:
+    server = Scripted(
+        {
+            "/v1/models": [MODELS],
+            "/v1/chat/completions": [(503, {}, [b"busy"]), sse(text("Back again."))],
+        }
+    )
+    result = headless(server.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Back again."
+    assert [path for path, _ in server.requests].count("/v1/chat/completions") == 2

@@ -26,12 +26,20 @@ from tui_agent.events import EventSink, ModelLoadProgress
 
 # How often a server that is still loading its model (503 from /health) is asked again.
 _HEALTH_POLL_SECONDS = 0.5
+# Waits before asking again when a request fails before any reply came (a server restarting,
+# a busy proxy); nothing is retried once a reply has begun, so nothing is said twice.
+_RETRY_DELAYS = (0.5, 1.5)
+_RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class RemoteError(ModelError):
     """The server cannot be reached, refused us, or is not an OpenAI-compatible engine."""
 
     kind: ErrorKind = "remote"
+
+    def __init__(self, message: str, hint: str = "", retryable: bool = False) -> None:
+        super().__init__(message, hint)
+        self.retryable = retryable  # the request never reached a server that answered
 
 
 def is_remote(spec: str | None) -> bool:
@@ -135,6 +143,7 @@ class RemoteServer:
             raise RemoteError(
                 f"nothing answers at {self.where} (connection refused)",
                 "start the server there, or check the URL's host and port",
+                retryable=True,
             ) from exc
         except TimeoutError as exc:
             raise RemoteError(
@@ -144,7 +153,9 @@ class RemoteServer:
             ) from exc
         except OSError as exc:
             raise RemoteError(
-                f"cannot talk to {self.where}: {exc.strerror or exc}", "check the URL and network"
+                f"cannot talk to {self.where}: {exc.strerror or exc}",
+                "check the URL and network",
+                retryable=True,
             ) from exc
 
     def _json(self, path: str) -> tuple[int, Any]:
@@ -229,7 +240,7 @@ class RemoteServer:
     def stream_chat(self, body: dict[str, Any], should_stop: Callable[[], bool]) -> Iterator[Any]:
         """The parsed ``data:`` chunks of a streamed chat completion."""
         try:
-            response = self._request("POST", f"{self._base}/chat/completions", body, streaming=True)
+            response = self._start_stream(body, should_stop)
             with response:
                 if response.status != 200:
                     detail = response.read()[:300].decode("utf-8", "replace").strip()
@@ -243,6 +254,26 @@ class RemoteServer:
         finally:
             with self._lock:
                 self._streaming = None
+
+    def _start_stream(
+        self, body: dict[str, Any], should_stop: Callable[[], bool]
+    ) -> http.client.HTTPResponse:
+        """The response that will stream, asking again (twice, backing off) when the request
+        failed before the server answered it, or the server said it is briefly unavailable."""
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                response = self._request(
+                    "POST", f"{self._base}/chat/completions", body, streaming=True
+                )
+            except RemoteError as exc:
+                if not exc.retryable or delay is None or should_stop():
+                    raise
+            else:
+                if response.status not in _RETRY_STATUSES or delay is None or should_stop():
+                    return response
+                response.close()
+            time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def interrupt(self) -> None:
         """Stop the stream being read now (from any thread): its socket is shut, the read
