@@ -154,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = _reply
 
 
-MODELS: Reply = (200, {}, [json.dumps({"data": [{"id": "coder-30b"}]}).encode()])
+# An entry that is not a model object, as a sloppy server might list: skipped, not a crash.
+MODELS: Reply = (200, {}, [json.dumps({"data": ["junk", {"id": "coder-30b"}]}).encode()])
 
 
 def sse(*chunks: dict[str, Any], done: bool = True) -> Reply:
@@ -196,7 +197,7 @@ def test_not_an_openai_server_and_several_models() -> None:
     html = Scripted({"/v1/models": [(200, {}, [b"<html>hello</html>"])]})
     result = headless(html.url)
     assert result.returncode == 3 and "is not an OpenAI-compatible server" in result.stderr
-    two = json.dumps({"data": [{"id": "a"}, {"id": "b"}]}).encode()
+    two = json.dumps({"data": [{"id": "a"}, "junk", {"id": "b"}]}).encode()
     several = Scripted({"/v1/models": [(200, {}, [two])]})
     result = headless(several.url)
     assert result.returncode == 3 and "serves 2 models" in result.stderr

@@ -223,7 +223,7 @@ class RemoteServer:
     def _describe(self, listing: Any, model: str) -> tuple[str, int]:
         """The engine's kind and the model's context length, where the server tells them."""
         entry: dict[str, Any] = next(
-            (m for m in listing.get("data", []) if m.get("id") == model), {}
+            (m for m in listing["data"] if isinstance(m, dict) and m.get("id") == model), {}
         )
         if entry.get("max_model_len"):  # vLLM
             return "vllm", int(entry["max_model_len"])
