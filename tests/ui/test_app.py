@@ -560,3 +560,23 @@ async def test_a_question_answered_by_an_earlier_esc_does_not_stay_open(tmp_path
         await app.pump_events()
         await pilot.pause()
         assert not isinstance(app.screen, PermissionScreen)
+
+
+async def test_a_remote_model_is_marked_in_the_status_line(tmp_path: Path) -> None:
+    from tui_agent.events import ModelLoaded
+
+    backend = ScriptedBackend(["Hi."])
+    app = make_app(tmp_path, backend)
+
+    def loader(spec: str | None):  # type: ignore[no-untyped-def]
+        def load(sink):  # type: ignore[no-untyped-def]
+            sink(ModelLoaded("coder @ gpu:8080", "http://gpu:8080/v1", 0.0, 32768, "server"))
+            return backend
+
+        return load
+
+    app.session.backend_loader = loader
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="the model")
+        line = str(app.status.render_text())
+        assert "coder @ gpu:8080 remote" in line and "32,768" in line

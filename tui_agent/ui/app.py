@@ -45,7 +45,7 @@ from tui_agent.events import (
     ToolStart,
     TurnStatistics,
 )
-from tui_agent.session import Entry, Session
+from tui_agent.session import Entry, Session, is_remote
 from tui_agent.ui.garbage import GarbageSettler
 from tui_agent.ui.printable import printable, printable_event, printable_value
 from tui_agent.ui.screens.dialogs import Confirm, ShowText
@@ -266,7 +266,13 @@ class LlamachatApp(App[None]):
             status.set(state="loading model", progress=event.fraction)
         elif isinstance(event, ModelLoaded):
             self.model_ready = True
-            status.set(state="ready", progress=None, model=event.model, context_size=event.n_ctx)
+            status.set(
+                state="ready",
+                progress=None,
+                model=event.model,
+                context_size=event.n_ctx,
+                remote=is_remote(event.path),
+            )
             # Start-up made most of the process's objects (Textual, the MCP SDK, llama.cpp's
             # bindings): freeze them before the first reply, so no collection walks them again.
             self.call_after_refresh(self.garbage.fully)

@@ -20,6 +20,7 @@ class StatusInfo:
     time_to_first_token: float = 0.0
     progress: float | None = None
     saving: bool = True  # False: this chat is not saved to the history
+    remote: bool = False  # the model runs on a server, not in this process
 
 
 class StatusBar(Static):
@@ -62,6 +63,8 @@ class StatusBar(Static):
         if info.model:
             name = info.model if len(info.model) <= 24 else info.model[:23] + "…"
             parts += ["  │  ", (name, "bold")]
+            if info.remote:
+                parts += [" ", ("remote", "cyan")]
         if info.context_size:
             filled = round(10 * min(info.context_used / info.context_size, 1.0))
             parts += [
