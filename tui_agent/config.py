@@ -55,7 +55,10 @@ class ModelConfig:
     flash_attn: bool = _opt(True, "Use flash attention (faster, less memory for the context).")
     n_gpu_layers: int = _opt(0, "Layers to offload to a GPU; -1 offloads all.", lo=-1, hi=100_000)
     chat_template: str = _opt(
-        "", "A Jinja chat template to use instead of the one inside the GGUF (empty: the GGUF's)."
+        "",
+        "A Jinja chat template to use instead of the model's own: its text, or a file holding"
+        " one (a .gguf, a tokenizer_config.json or a template file). With a server URL it makes"
+        " llamachat render the prompt itself (empty: the GGUF's, or the server's).",
     )
     tool_format: str = _opt(
         "auto",
@@ -64,6 +67,13 @@ class ModelConfig:
         " (every reply a JSON call or answer, held to it by a grammar: calls that always parse,"
         " for models that write no markup reliably; decoding is slower).",
         choices=("auto", "json", "tagged"),
+    )
+    api: str = _opt(
+        "auto",
+        'With a server URL: "completions" renders the prompt here with the model\'s chat template'
+        ' (the server\'s, or chat_template) and reads tool calls as in-process; "chat" leaves'
+        ' template and calls to the server; "auto" renders here when a template is known.',
+        choices=("auto", "completions", "chat"),
     )
     remote_model: str = _opt(
         "",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
-from tui_agent.agent.remote_backend import RemoteChatBackend
+from tui_agent.agent.remote_backend import remote_backend
 from tui_agent.agent.worker import (
     AgentWorker,
     BackendFactory,
@@ -98,14 +98,14 @@ def _remote_backend_loader(config: Config, url: str) -> BackendFactory:
         )
         started = time.perf_counter()
         info = server.check(sink, url)
-        backend = RemoteChatBackend(server, info, settings.n_ctx)
+        backend = remote_backend(server, info, settings)
         sink(
             ModelLoaded(
                 backend.name,
                 url,
                 time.perf_counter() - started,
                 backend.n_ctx,
-                f"the server's ({info.kind})",
+                f"{info.kind}, {backend.wire}",
             )
         )
         return backend

@@ -91,6 +91,44 @@ def test_cancel_closes_the_stream_and_the_session_goes_on(llama_server: str) -> 
         session.close()
 
 
+@pytest.mark.model
+def test_completions_with_the_template_from_a_local_gguf(
+    llama_server: str, demo_gguf: Path, tmp_path: Path
+) -> None:
+    """llama-cpp-python's server says no template: the config names the GGUF that holds it, and
+    the prompt is rendered here, the forced call held by a grammar sent over HTTP."""
+    (tmp_path / "notes.txt").write_text("tower\n")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[model]\napi = "completions"\nchat_template = "{demo_gguf}"\n'
+        f'[tools]\nworkspace_root = "{tmp_path}"\n[agent]\ntemperature = 0.0\n'
+    )
+    result = run_cli(
+        "-m", llama_server, "-p", "What is in notes.txt?", "--config", str(config), "--no-save",
+        "--force-tool", "read_file", "--allow", "read_file", "--max-iterations", "1",
+        "--output-format", "stream-json",
+    )  # fmt: skip
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1]["reason"] == "max_iterations", result.stderr  # the one call, then stop
+    loaded = next(r for r in records if r["type"] == "model_loaded")
+    assert loaded["chat_template"] == (
+        f"openai-compatible, completions API, template: {demo_gguf.name} ([model] chat_template)"
+    )
+    [call] = [r for r in records if r["type"] == "tool_start"]
+    assert call["name"] == "read_file" and isinstance(call["arguments"].get("path"), str)
+
+
+@pytest.mark.model
+def test_completions_without_a_known_template_says_how_to_give_one(
+    llama_server: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\napi = "completions"\n')
+    result = headless(llama_server, "--config", str(config))
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "chat template" in result.stderr and "[model] chat_template" in result.stderr
+
+
 def until(session: Session, last: Callable[[Event], bool], timeout: float = 60) -> list[Event]:
     events: list[Event] = []
     deadline = time.monotonic() + timeout

@@ -12,10 +12,10 @@ import pytest
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.grammar import find_trigger, lazy_grammar, lazy_stream
-from tui_agent.agent.tool_calls import PRESERVED_TOKENS, ParsedCall, parse_reply
+from tui_agent.agent.tool_calls import ParsedCall, parse_reply
 from tui_agent.config import ModelConfig, load_config
 from tui_agent.engine import resident
-from tui_agent.engine.generation import GREEDY, TurnStats, collect, stream_completion
+from tui_agent.engine.generation import GREEDY, TurnStats, collect
 from tui_agent.tools.base import ToolSpec, argument_errors
 from tui_agent.tools.setup import build_tools
 
@@ -73,13 +73,8 @@ def test_what_follows_a_trigger_is_a_valid_call(backend: LlamaBackend, opening: 
                 return TurnStats(generated_tokens=1)
 
             return opened()
-        return stream_completion(
-            backend.model,
-            prompt(backend) + text,
-            replace(sampling, max_tokens=max_tokens),
-            stop,
-            grammar,
-            PRESERVED_TOKENS,
+        return backend.complete(
+            prompt(backend) + text, replace(sampling, max_tokens=max_tokens), stop, grammar
         )
 
     stream = lazy_stream(generate, TOOLS, backend.family, "", 120, lambda: False)

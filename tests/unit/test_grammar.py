@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from tui_agent.agent.grammar import find_trigger, lazy_grammar, lazy_stream, may_open_bare_call
+from tui_agent.agent.grammar import (
+    find_trigger,
+    forced_grammar,
+    lazy_grammar,
+    lazy_stream,
+    may_open_bare_call,
+)
 from tui_agent.engine.generation import TurnStats, collect
 from tui_agent.tools.base import ToolSpec
 
@@ -193,4 +199,12 @@ def test_a_tool_without_an_input_schema_stays_callable_under_the_grammar() -> No
     trigger = find_trigger("<tool_call>", "hermes", "", frozenset())
     assert trigger is not None
     grammar = lazy_grammar([ToolSpec("ping", "", {}), READ], trigger)
-    assert grammar is not None and '\\"ping\\"' in grammar._grammar, "ping is a name it admits"
+    assert grammar is not None and '\\"ping\\"' in grammar, "ping is a name it admits"
+
+
+def test_a_held_string_cannot_hold_a_raw_control_character() -> None:
+    """JSON forbids them; a call whose path held a raw newline failed to parse (seen on the demo
+    model behind llama-server)."""
+    grammar = forced_grammar([READ])
+    [char] = [line for line in grammar.splitlines() if line.startswith("char ::=")]
+    assert char.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F] |'), char

@@ -1,7 +1,8 @@
 """The model as the agent loop sees it: render, count, stream.
 
-``LlamaBackend`` is the real one on the resident model. Tests may pass another implementation
-(a scripted model) to drive the loop deterministically.
+``LlamaBackend`` is the real one on the resident model; a server's raw completions are another
+``TemplateBackend`` (agent/remote_backend.py). Tests may pass another implementation (a scripted
+model) to drive the loop deterministically.
 """
 
 from __future__ import annotations
@@ -51,19 +52,14 @@ class ModelBackend(Protocol):
         ...
 
 
-class LlamaBackend:
-    """The resident llama.cpp model behind the ModelBackend protocol."""
+class TemplateBackend:
+    """A model whose prompt llamachat renders with the model's chat template and whose calls
+    llamachat's own parsers and grammars read: in-process, or a server's raw completions."""
 
-    def __init__(
-        self,
-        model: ResidentModel,
-        renderer: ChatRenderer | None = None,
-        tool_format: str = "auto",
-    ) -> None:
-        self.model = model
-        self.renderer = renderer or renderer_for(model)
-        self.name = model.name
-        self.n_ctx = model.settings.n_ctx
+    def __init__(self, name: str, n_ctx: int, renderer: ChatRenderer, tool_format: str) -> None:
+        self.name = name
+        self.n_ctx = n_ctx
+        self.renderer = renderer
         self.tool_format = resolve_tool_format(tool_format, self.renderer.supports_tools)
         # The markup the model is prompted to write calls in: the template's own, or the
         # <tool_call> form that the system prompt describes, and JSON replies are turned into.
@@ -106,10 +102,20 @@ class LlamaBackend:
             ) from exc
 
     def count_tokens(self, text: str) -> int:
-        return count_tokens(self.model, text)
+        raise NotImplementedError
 
     def interrupt(self) -> None:
-        self.model.interrupt()
+        raise NotImplementedError
+
+    def complete(
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        grammar: str | None,
+    ) -> Generator[str, None, TurnStats]:
+        """One raw completion of the rendered prompt, held to a GBNF grammar when given."""
+        raise NotImplementedError
 
     def stream(
         self,
@@ -120,15 +126,10 @@ class LlamaBackend:
         tools: list[ToolSpec] | None = None,
     ) -> Generator[str, None, TurnStats]:
         def generate(
-            text: str, grammar: Any, max_tokens: int, stop: Callable[[], bool]
+            text: str, grammar: str | None, max_tokens: int, stop: Callable[[], bool]
         ) -> Generator[str, None, TurnStats]:
-            return stream_completion(
-                self.model,
-                prompt + text,
-                replace(sampling, max_tokens=max_tokens),
-                stop,
-                grammar,
-                PRESERVED_TOKENS,
+            return self.complete(
+                prompt + text, replace(sampling, max_tokens=max_tokens), stop, grammar
             )
 
         if force_tools:
@@ -145,6 +146,41 @@ class LlamaBackend:
             sampling.max_tokens,
             should_stop,
             thinking=opens_reasoning(prompt),
+        )
+
+
+class LlamaBackend(TemplateBackend):
+    """The resident llama.cpp model behind the ModelBackend protocol."""
+
+    def __init__(
+        self,
+        model: ResidentModel,
+        renderer: ChatRenderer | None = None,
+        tool_format: str = "auto",
+    ) -> None:
+        self.model = model
+        super().__init__(
+            model.name, model.settings.n_ctx, renderer or renderer_for(model), tool_format
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(self.model, text)
+
+    def interrupt(self) -> None:
+        self.model.interrupt()
+
+    def complete(
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        grammar: str | None,
+    ) -> Generator[str, None, TurnStats]:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        compiled = LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
+        return stream_completion(
+            self.model, prompt, sampling, should_stop, compiled, PRESERVED_TOKENS
         )
 
 

@@ -1,5 +1,6 @@
 """Grammars that hold a small model to a well-formed call of a tool it was offered.
 
+Grammars are GBNF text, which llama.cpp takes in-process and llama-server over HTTP alike.
 A *forced* grammar makes the whole reply one call (``--force-tool``). A *lazy* grammar is what
 llama.cpp's chat code does: the model writes freely until it opens a call (the family's trigger:
 ``<tool_call>``, ``[TOOL_CALLS]``, ``<|python_tag|>``, ``<|tool_call|>``, or a reply that starts
@@ -93,8 +94,8 @@ def find_trigger(
     return None
 
 
-# generate(text after the prompt, grammar, max tokens, stop) streams a completion from there.
-Generate = Callable[[str, Any, int, Callable[[], bool]], Generator[str, None, TurnStats]]
+# generate(text after the prompt, GBNF grammar, max tokens, stop) streams a completion from there.
+Generate = Callable[[str, str | None, int, Callable[[], bool]], Generator[str, None, TurnStats]]
 
 
 def lazy_stream(
@@ -228,14 +229,27 @@ def call_schema(tools: list[ToolSpec], arguments_key: str = "arguments") -> dict
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
-def forced_grammar(tools: list[ToolSpec]) -> Any:
+# llama-cpp-python's converter lets a string hold raw control characters (a newline), which
+# JSON forbids, so a held call could still fail to parse; llama.cpp's own converter excludes them.
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def json_gbnf(schema: dict[str, Any], prop_order: list[str] | None = None) -> str:
+    """GBNF for JSON that fits the schema, as strict JSON parsers read it (raises when the schema
+    is beyond the converter)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar = str(json_schema_to_gbnf(json.dumps(schema), prop_order=prop_order))
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
+
+
+def forced_grammar(tools: list[ToolSpec]) -> str:
     """The grammar for a reply that must be exactly one call (``--force-tool``)."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    return LlamaGrammar.from_json_schema(json.dumps(call_schema(tools)), verbose=False)
+    return json_gbnf(call_schema(tools))
 
 
-def lazy_grammar(tools: list[ToolSpec], trigger: Trigger) -> Any:
+def lazy_grammar(tools: list[ToolSpec], trigger: Trigger) -> str | None:
     """The grammar for the rest of a call the model has opened; None when a tool's schema is
     beyond what llama.cpp's converter handles (the call then runs without one)."""
     schemas = tuple((t.name, json.dumps(t.input_schema, sort_keys=True)) for t in tools)
@@ -243,15 +257,11 @@ def lazy_grammar(tools: list[ToolSpec], trigger: Trigger) -> Any:
 
 
 @lru_cache(maxsize=16)
-def _compiled(schemas: tuple[tuple[str, str], ...], wrapper: str, arguments_key: str) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
-
+def _compiled(schemas: tuple[tuple[str, str], ...], wrapper: str, arguments_key: str) -> str | None:
     tools = [ToolSpec(name, "", json.loads(schema)) for name, schema in schemas]
     try:
-        call = json_schema_to_gbnf(
-            json.dumps(call_schema(tools, arguments_key)), prop_order=["name", arguments_key]
-        )
-        rules = re.sub(r"^root ::=", "call ::=", call, flags=re.M)
-        return LlamaGrammar.from_string(f"root ::= {wrapper}\n{rules}", verbose=False)
+        call = json_gbnf(call_schema(tools, arguments_key), ["name", arguments_key])
     except Exception:  # an unsupported schema construct: no grammar rather than no call
         return None
+    rules = re.sub(r"^root ::=", "call ::=", call, flags=re.M)
+    return f"root ::= {wrapper}\n{rules}"

@@ -18,7 +18,7 @@ from collections.abc import Generator
 from functools import lru_cache
 from typing import Any
 
-from tui_agent.agent.grammar import call_schema
+from tui_agent.agent.grammar import call_schema, json_gbnf
 from tui_agent.agent.tool_calls import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from tui_agent.engine.generation import TurnStats
 from tui_agent.tools.base import ToolSpec
@@ -48,19 +48,17 @@ def reply_schema(tools: list[ToolSpec]) -> dict[str, Any]:
     return {"anyOf": [call, answer]}
 
 
-def json_reply_grammar(tools: list[ToolSpec]) -> Any:
-    """The grammar for a whole reply; None when a schema is beyond llama.cpp's converter."""
+def json_reply_grammar(tools: list[ToolSpec]) -> str | None:
+    """The GBNF grammar for a whole reply; None when a schema is beyond llama.cpp's converter."""
     schemas = tuple((t.name, json.dumps(t.input_schema, sort_keys=True)) for t in tools)
     return _compiled(schemas)
 
 
 @lru_cache(maxsize=16)
-def _compiled(schemas: tuple[tuple[str, str], ...]) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
+def _compiled(schemas: tuple[tuple[str, str], ...]) -> str | None:
     tools = [ToolSpec(name, "", json.loads(schema)) for name, schema in schemas]
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(reply_schema(tools)), verbose=False)
+        return json_gbnf(reply_schema(tools))
     except Exception:  # an unsupported schema construct: the reply runs without a grammar
         return None
 

@@ -1,28 +1,182 @@
 """A model behind an OpenAI-compatible server, as the agent loop sees any model.
 
-The chat wire mode: the conversation goes to ``/v1/chat/completions`` as messages, with the
-offered tools; the server renders its own template and parses its model's calls. Streamed
-``delta.tool_calls`` come back as the ``<tool_call>`` markup the reply parser reads, so a call
-goes through the same checks, guard and permission gate as in-process; a call the server left in
-the text is found by the same fallback parsers.
+Two wire modes. *completions*: llamachat renders the prompt with the model's chat template (the
+server's, from llama-server's ``/props``, or the config's) and streams ``/v1/completions``; calls
+are read by llamachat's own parsers and held by its grammars, exactly as in-process, and the
+server reuses its cache for the prompt's unchanged start. *chat*: the conversation goes to
+``/v1/chat/completions`` as messages with the offered tools; the server renders its own template
+and parses its model's calls. Streamed ``delta.tool_calls`` come back as the ``<tool_call>``
+markup the reply parser reads, so a call goes through the same checks, guard and permission gate;
+a call the server left in the text is found by the same fallback parsers.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
+from tui_agent.agent.backend import TemplateBackend
 from tui_agent.agent.conversation import ToolFormat
 from tui_agent.agent.tool_calls import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from tui_agent.config import ModelConfig
+from tui_agent.engine.chat_template import ChatRenderer
 from tui_agent.engine.generation import Sampling, TurnStats
-from tui_agent.engine.remote import RemoteInfo, RemoteServer
+from tui_agent.engine.remote import RemoteError, RemoteInfo, RemoteServer
+from tui_agent.engine.template_source import template_from_config
 from tui_agent.tools.base import ToolSpec
 
 # Characters per token when the server cannot count for us: low, so compaction comes early
-# rather than a request the server refuses for its length.
-_CHARS_PER_TOKEN = 3
+# rather than a request the server refuses for its length. The server's usage figures correct it.
+_CHARS_PER_TOKEN = 3.0
+
+
+def remote_backend(
+    server: RemoteServer, info: RemoteInfo, settings: ModelConfig
+) -> RemoteChatBackend | RemoteCompletionsBackend:
+    """The backend for a checked server in the wire mode ``[model] api`` asks for: "auto" renders
+    here when a template is known (the config's, or the server's), else lets the server do it."""
+    template = template_from_config(settings.chat_template) or info.template
+    api = settings.api
+    if api == "auto":
+        api = "completions" if template is not None else "chat"
+    if api == "chat":
+        return RemoteChatBackend(server, info, settings.n_ctx)
+    if template is None:
+        raise RemoteError(
+            f"{server.where} does not say which chat template {info.model} uses, which the"
+            " completions API needs",
+            "set [model] chat_template to the model's template (its .gguf or"
+            ' tokenizer_config.json will do), or [model] api = "chat"',
+        )
+    renderer = ChatRenderer(
+        template.template, template.bos_token, template.eos_token, adds_bos=info.adds_bos
+    )
+    backend = RemoteCompletionsBackend(server, info, renderer, settings.n_ctx, settings.tool_format)
+    backend.wire = f"completions API, template: {template.origin}"
+    return backend
+
+
+def _display_name(server: RemoteServer, info: RemoteInfo) -> str:
+    # llama-cpp-python's server names a model by its file's path: the file name says enough.
+    return f"{info.model.rsplit('/', 1)[-1]} @ {server.where}"
+
+
+def _sampling_body(sampling: Sampling) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+    }
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    if sampling.seed >= 0:
+        body["seed"] = sampling.seed
+    return body
+
+
+class RemoteCompletionsBackend(TemplateBackend):
+    """The prompt rendered here, completed by the server: tools work as they do in-process."""
+
+    def __init__(
+        self,
+        server: RemoteServer,
+        info: RemoteInfo,
+        renderer: ChatRenderer,
+        n_ctx: int,
+        tool_format: str,
+    ) -> None:
+        self.server = server
+        self.info = info
+        self.wire = "completions API"
+        super().__init__(_display_name(server, info), info.n_ctx or n_ctx, renderer, tool_format)
+
+    def count_tokens(self, text: str) -> int:
+        counted = self.server.count_tokens(self.info, text) if self.info.tokenizer else None
+        return counted if counted is not None else int(len(text) / _CHARS_PER_TOKEN) + 1
+
+    def interrupt(self) -> None:
+        self.server.interrupt()
+
+    def complete(
+        self,
+        prompt: str,
+        sampling: Sampling,
+        should_stop: Callable[[], bool],
+        grammar: str | None,
+    ) -> Generator[str, None, TurnStats]:
+        body: dict[str, Any] = {
+            "model": self.info.model,
+            "prompt": prompt,
+            **_sampling_body(sampling),
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty,
+            # llama-server keeps a slot's cache for the prompt's unchanged start (its default
+            # too; said, for servers that follow the flag).
+            "cache_prompt": True,
+        }
+        if grammar:
+            body["grammar"] = grammar
+        chunks = self.server.stream("completions", body, should_stop)
+        return _streamed(chunks, should_stop, self.count_tokens(prompt), _completion_text)
+
+
+def _completion_text(choice: dict[str, Any], calls: dict[int, dict[str, str]]) -> str:
+    return str(choice.get("text") or "")
+
+
+def _streamed(
+    chunks: Iterator[Any],
+    should_stop: Callable[[], bool],
+    prompt_tokens: int,
+    text_of: Callable[[dict[str, Any], dict[int, dict[str, str]]], str],
+) -> Generator[str, None, TurnStats]:
+    """The text of a streamed completion, and its stats: the server's where it sends them."""
+    stats = TurnStats(prompt_tokens=prompt_tokens, finish_reason="length")
+    calls: dict[int, dict[str, str]] = {}
+    started = time.perf_counter()
+    try:
+        for chunk in chunks:
+            _take_usage(stats, chunk)
+            for choice in chunk.get("choices") or []:
+                text = text_of(choice, calls)
+                if stats.time_to_first_token == 0.0 and (text or calls):
+                    stats.time_to_first_token = time.perf_counter() - started
+                if text:
+                    stats.generated_tokens += 1
+                    yield text
+                if choice.get("finish_reason"):
+                    reason = str(choice["finish_reason"])
+                    stats.finish_reason = "stop" if reason in ("stop", "tool_calls") else reason
+            if usage := chunk.get("usage"):
+                stats.generated_tokens = int(usage.get("completion_tokens") or 0) or (
+                    stats.generated_tokens
+                )
+        if should_stop():
+            stats.finish_reason = "cancelled"
+        elif calls:
+            yield "".join(_markup(call) for _, call in sorted(calls.items()))
+    finally:
+        stats.generation_seconds = time.perf_counter() - started
+    return stats
+
+
+def _take_usage(stats: TurnStats, chunk: dict[str, Any]) -> None:
+    """Prompt tokens, and those the server had cached (llama-server's timings, or usage)."""
+    usage = chunk.get("usage") or {}
+    if usage.get("prompt_tokens"):
+        stats.prompt_tokens = int(usage["prompt_tokens"])
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    timings = chunk.get("timings") or {}
+    if cached is None and "cache_n" in timings:
+        cached = timings["cache_n"]
+        stats.prompt_tokens = int(timings.get("prompt_n", 0)) + int(cached)
+    if cached is not None:
+        stats.cached_tokens = int(cached)
 
 
 class RemoteChatBackend:
@@ -32,9 +186,12 @@ class RemoteChatBackend:
     def __init__(self, server: RemoteServer, info: RemoteInfo, n_ctx: int) -> None:
         self.server = server
         self.info = info
-        # llama-cpp-python's server names a model by its file's path: the file name says enough.
-        self.name = f"{info.model.rsplit('/', 1)[-1]} @ {server.where}"
+        self.name = _display_name(server, info)
         self.n_ctx = info.n_ctx or n_ctx
+        self.wire = "chat API, template: the server's"
+        # The server renders the template, so the request's length in tokens is not known here:
+        # estimated from its characters, at the rate the server's usage figures showed.
+        self._chars_per_token = _CHARS_PER_TOKEN
 
     def render(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> str:
         """The request's messages and tools, as JSON: what is sent is what gets counted."""
@@ -44,7 +201,7 @@ class RemoteChatBackend:
         return json.dumps(request, ensure_ascii=False)
 
     def count_tokens(self, text: str) -> int:
-        return len(text) // _CHARS_PER_TOKEN + 1
+        return int(len(text) / self._chars_per_token) + 1
 
     def interrupt(self) -> None:
         self.server.interrupt()
@@ -60,16 +217,8 @@ class RemoteChatBackend:
         body: dict[str, Any] = {
             **json.loads(prompt),
             "model": self.info.model,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
+            **_sampling_body(sampling),
         }
-        if sampling.stop:
-            body["stop"] = list(sampling.stop)
-        if sampling.seed >= 0:
-            body["seed"] = sampling.seed
         if force_tools:
             body["tools"] = [t.for_template() for t in force_tools]
             body["tool_choice"] = (
@@ -79,45 +228,21 @@ class RemoteChatBackend:
             )
         elif not tools:
             body.pop("tools", None)  # the final answer: tools withheld
-        return self._stream(body, should_stop, self.count_tokens(prompt))
-
-    def _stream(
-        self, body: dict[str, Any], should_stop: Callable[[], bool], estimated_prompt: int
-    ) -> Generator[str, None, TurnStats]:
-        # The server's usage figures replace the estimate when it sends them (not all do).
-        stats = TurnStats(prompt_tokens=estimated_prompt, finish_reason="length")
-        calls: dict[int, dict[str, str]] = {}
-        started = time.perf_counter()
-        try:
-            for chunk in self.server.stream_chat(body, should_stop):
-                usage = chunk.get("usage") or {}
-                if usage:
-                    stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if stats.time_to_first_token == 0.0 and delta:
-                        stats.time_to_first_token = time.perf_counter() - started
-                    for call in delta.get("tool_calls") or []:
-                        _add_call_piece(calls, call)
-                    text = delta.get("content")
-                    if text:
-                        stats.generated_tokens += 1
-                        yield text
-                    if choice.get("finish_reason"):
-                        stats.finish_reason = (
-                            "stop"
-                            if choice["finish_reason"] in ("stop", "tool_calls")
-                            else str(choice["finish_reason"])
-                        )
-                if usage.get("completion_tokens"):
-                    stats.generated_tokens = int(usage["completion_tokens"])
-            if should_stop():
-                stats.finish_reason = "cancelled"
-            elif calls:
-                yield "".join(_markup(call) for _, call in sorted(calls.items()))
-        finally:
-            stats.generation_seconds = time.perf_counter() - started
+        chunks = self.server.stream("chat/completions", body, should_stop)
+        estimate = self.count_tokens(prompt)
+        stats = yield from _streamed(chunks, should_stop, estimate, _chat_text)
+        if stats.prompt_tokens != estimate:  # the server said how long the prompt was
+            # Never fewer than 2 characters a token: a server's odd count must not make every
+            # later estimate too small to compact in time.
+            self._chars_per_token = max(2.0, len(prompt) / stats.prompt_tokens)
         return stats
+
+
+def _chat_text(choice: dict[str, Any], calls: dict[int, dict[str, str]]) -> str:
+    delta = choice.get("delta") or {}
+    for call in delta.get("tool_calls") or []:
+        _add_call_piece(calls, call)
+    return str(delta.get("content") or "")
 
 
 def _on_the_wire(message: dict[str, Any]) -> dict[str, Any]:

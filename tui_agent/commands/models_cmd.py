@@ -69,12 +69,12 @@ def _check_server(config: Config, url: str, tokens: int) -> int:
     """`models check URL`: the server's kind, model and context, and a timed reply."""
     import json
 
-    from tui_agent.agent.remote_backend import RemoteChatBackend
+    from tui_agent.agent.remote_backend import RemoteChatBackend, RemoteCompletionsBackend
     from tui_agent.engine.generation import GREEDY, collect
     from tui_agent.session import llama_backend_loader
 
     backend = llama_backend_loader(config, url)(print_progress)
-    assert isinstance(backend, RemoteChatBackend)
+    assert isinstance(backend, RemoteChatBackend | RemoteCompletionsBackend)
     prompt = backend.render([{"role": "user", "content": "Say hello in one short sentence."}], [])
     sampling = GREEDY.__class__(**{**GREEDY.__dict__, "max_tokens": tokens})
     started = time.perf_counter()
@@ -84,6 +84,10 @@ def _check_server(config: Config, url: str, tokens: int) -> int:
     print(f"model:          {backend.info.model}")
     context = f"{backend.n_ctx:,} tokens" + ("" if backend.info.n_ctx else " (from [model] n_ctx)")
     print(f"context:        {context}")
+    print(f"wire:           {backend.wire}")
+    exact = isinstance(backend, RemoteCompletionsBackend) and backend.info.tokenizer
+    counted = "the server's tokenizer" if exact else "estimated, or the server's usage figure"
+    print(f"prompt:         {stats.prompt_tokens} tokens ({counted})")
     print(f"first token:    after {stats.time_to_first_token:.3f} s")
     print(
         f"generation:     {stats.generated_tokens} tokens in {wall:.2f} s,"

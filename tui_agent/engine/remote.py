@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from tui_agent.engine.template_source import TemplateSource
 from tui_agent.errors import ErrorKind, ModelError
 from tui_agent.events import EventSink, ModelLoadProgress
 
@@ -61,6 +62,11 @@ class RemoteInfo:
     model: str
     n_ctx: int  # 0 when the server does not say
     kind: str  # what answered: llama-server, vllm, ollama, openai-compatible
+    template: TemplateSource | None = None  # the chat template the server says it uses
+    # The path that tokenizes (llama-server's /tokenize, llama-cpp-python's /extras/tokenize),
+    # empty when there is none; and whether it puts a BOS token in front of a prompt.
+    tokenizer: str = ""
+    adds_bos: bool = False
 
 
 class RemoteServer:
@@ -158,8 +164,8 @@ class RemoteServer:
                 retryable=True,
             ) from exc
 
-    def _json(self, path: str) -> tuple[int, Any]:
-        response = self._request("GET", path)
+    def _json(self, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        response = self._request("GET" if body is None else "POST", path, body)
         with response:
             raw = response.read()
         try:
@@ -202,8 +208,41 @@ class RemoteServer:
                 "give the API's base URL, e.g. http://host:8080/v1",
             )
         model = self._pick(served)
-        kind, n_ctx = self._describe(listing, model)
-        return RemoteInfo(model, n_ctx, kind)
+        status, props = self._json(f"{self._root}/props")
+        props = props if status == 200 and isinstance(props, dict) else None
+        kind, n_ctx = _describe(listing, model, props)
+        tokenizer, adds_bos = self._find_tokenizer(model)
+        return RemoteInfo(model, n_ctx, kind, _served_template(props), tokenizer, adds_bos)
+
+    def _find_tokenizer(self, model: str) -> tuple[str, bool]:
+        """The server's tokenize endpoint, found by tokenizing nothing: what comes back is the
+        BOS token, if the server adds one."""
+        for path, body in (
+            (f"{self._root}/tokenize", {"content": "", "add_special": True}),
+            (f"{self._root}/extras/tokenize", {"input": "", "model": model}),
+        ):
+            status, answer = self._json(path, body)
+            if (
+                status == 200
+                and isinstance(answer, dict)
+                and isinstance(answer.get("tokens"), list)
+            ):
+                return path, bool(answer["tokens"])
+        return "", False
+
+    def count_tokens(self, info: RemoteInfo, text: str) -> int | None:
+        """The text's length in the server's own tokens (None: the server did not say)."""
+        if info.tokenizer.endswith("/extras/tokenize"):
+            body: dict[str, Any] = {"input": text, "model": info.model}
+        else:
+            body = {"content": text, "add_special": True}
+        try:
+            status, answer = self._json(info.tokenizer, body)
+        except RemoteError:
+            return None
+        if status == 200 and isinstance(answer, dict) and isinstance(answer.get("tokens"), list):
+            return len(answer["tokens"])
+        return None
 
     def _pick(self, served: list[str]) -> str:
         wanted = self.settings.model
@@ -220,27 +259,15 @@ class RemoteServer:
             )
         return served[0]
 
-    def _describe(self, listing: Any, model: str) -> tuple[str, int]:
-        """The engine's kind and the model's context length, where the server tells them."""
-        entry: dict[str, Any] = next(
-            (m for m in listing["data"] if isinstance(m, dict) and m.get("id") == model), {}
-        )
-        if entry.get("max_model_len"):  # vLLM
-            return "vllm", int(entry["max_model_len"])
-        status, props = self._json(f"{self._root}/props")
-        if status == 200 and isinstance(props, dict):
-            settings = props.get("default_generation_settings", {})
-            n_ctx = settings.get("n_ctx") or props.get("n_ctx") or 0
-            return "llama-server", int(n_ctx)
-        owner = str(entry.get("owned_by", ""))
-        return ("ollama" if owner == "library" else "openai-compatible"), 0
-
     # --- streaming ---------------------------------------------------------------------------
 
-    def stream_chat(self, body: dict[str, Any], should_stop: Callable[[], bool]) -> Iterator[Any]:
-        """The parsed ``data:`` chunks of a streamed chat completion."""
+    def stream(
+        self, endpoint: str, body: dict[str, Any], should_stop: Callable[[], bool]
+    ) -> Iterator[Any]:
+        """The parsed ``data:`` chunks of a streamed completion from ``/v1/{endpoint}``
+        (``chat/completions``, or ``completions`` for a prompt rendered here)."""
         try:
-            response = self._start_stream(body, should_stop)
+            response = self._start_stream(endpoint, body, should_stop)
             with response:
                 if response.status != 200:
                     detail = response.read()[:300].decode("utf-8", "replace").strip()
@@ -256,15 +283,13 @@ class RemoteServer:
                 self._streaming = None
 
     def _start_stream(
-        self, body: dict[str, Any], should_stop: Callable[[], bool]
+        self, endpoint: str, body: dict[str, Any], should_stop: Callable[[], bool]
     ) -> http.client.HTTPResponse:
         """The response that will stream, asking again (twice, backing off) when the request
         failed before the server answered it, or the server said it is briefly unavailable."""
         for delay in (*_RETRY_DELAYS, None):
             try:
-                response = self._request(
-                    "POST", f"{self._base}/chat/completions", body, streaming=True
-                )
+                response = self._request("POST", f"{self._base}/{endpoint}", body, streaming=True)
             except RemoteError as exc:
                 if not exc.retryable or delay is None or should_stop():
                     raise
@@ -283,6 +308,35 @@ class RemoteServer:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _describe(listing: Any, model: str, props: dict[str, Any] | None) -> tuple[str, int]:
+    """The engine's kind and the model's context length, where the server tells them."""
+    entry: dict[str, Any] = next(
+        (m for m in listing["data"] if isinstance(m, dict) and m.get("id") == model), {}
+    )
+    if entry.get("max_model_len"):  # vLLM
+        return "vllm", int(entry["max_model_len"])
+    if props is not None:
+        settings = props.get("default_generation_settings", {})
+        n_ctx = settings.get("n_ctx") or props.get("n_ctx") or 0
+        return "llama-server", int(n_ctx)
+    owner = str(entry.get("owned_by", ""))
+    return ("ollama" if owner == "library" else "openai-compatible"), 0
+
+
+def _served_template(props: dict[str, Any] | None) -> TemplateSource | None:
+    """llama-server's chat template and special tokens, from its /props."""
+    if props is None or not isinstance(props.get("chat_template"), str):
+        return None
+    if not props["chat_template"].strip():
+        return None
+    return TemplateSource(
+        props["chat_template"],
+        str(props.get("bos_token") or ""),
+        str(props.get("eos_token") or ""),
+        "the server's (/props)",
+    )
 
 
 def _served_models(listing: Any) -> list[str] | None:

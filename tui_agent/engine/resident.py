@@ -20,6 +20,7 @@ from typing import Any
 from tui_agent.config import ModelConfig
 from tui_agent.engine.fallback_templates import FallbackTemplate, fallback_template
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
+from tui_agent.engine.template_source import template_from_config
 from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
 from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, Notice, ignore_event
 from tui_agent.models.gguf import GGUFInfo, read_gguf
@@ -223,6 +224,7 @@ def unload_resident_model() -> None:
 def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -> ResidentModel:
     info = read_gguf(settings.path)
     check_fits(info, settings.n_ctx, settings.n_batch)
+    configured = template_from_config(template_override)  # a bad file: said before the load
     install_log_router()
     import llama_cpp
 
@@ -250,8 +252,8 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
         raise _load_error(info, recent_log(mark)) from exc
     seconds = time.perf_counter() - started
     fallback = None
-    if template_override:
-        template, source = template_override, "config ([model] chat_template)"
+    if configured:
+        template, source = configured.template, configured.origin
     elif info.chat_template:
         template, source = info.chat_template, "GGUF (tokenizer.chat_template)"
     else:

@@ -159,8 +159,9 @@ class _Reader:
         )
 
 
-def read_gguf(path: str | Path) -> GGUFInfo:
-    """Parse the header, metadata and tensor table; check the file is long enough for its tensors."""
+def read_gguf(path: str | Path, keep_vocabulary: bool = False) -> GGUFInfo:
+    """Parse the header, metadata and tensor table; check the file is long enough for its tensors.
+    ``keep_vocabulary`` keeps the tokens' texts (to name the special tokens)."""
     path = Path(path)
     if not path.is_file():
         raise ModelNotFoundError(
@@ -189,7 +190,10 @@ def read_gguf(path: str | Path) -> GGUFInfo:
             key = reader.string()
             vtype = int(reader.unpack("<I"))
             # Arrays under tokenizer.* hold the vocabulary: count them, don't keep them.
-            metadata[key] = reader.value(vtype, keep=not key.startswith("tokenizer.ggml."))
+            keep = not key.startswith("tokenizer.ggml.") or (
+                keep_vocabulary and key == "tokenizer.ggml.tokens"
+            )
+            metadata[key] = reader.value(vtype, keep=keep)
         data_end = _tensor_data_end(reader, tensor_count, metadata)
     if data_end > file_size:
         raise CorruptModelError(
