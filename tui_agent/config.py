@@ -75,6 +75,11 @@ class ModelConfig:
         ' template and calls to the server; "auto" renders here when a template is known.',
         choices=("auto", "completions", "chat"),
     )
+    servers: list[str] = _opt(
+        [],
+        "OpenAI-compatible API URLs that the model picker and `models list` offer beside the"
+        ' local models, e.g. ["http://gpu-box:8080/v1"].',
+    )
     remote_model: str = _opt(
         "",
         "With a server URL as the source: which of its models (empty: the only one it serves).",
@@ -275,6 +280,14 @@ def config_from_dict(raw: Mapping[str, Any], path: Path | None = None, text: str
                 None,
                 f"unknown section [{section}]",
                 _suggest(section, [*SECTIONS, MCP_SECTION]),
+            )
+    for url in config.model.servers:
+        if not url.startswith(("http://", "https://")):
+            raise where.error(
+                "model",
+                "servers",
+                f"[model] servers: {url!r} is not a server's URL",
+                'give each as its API base, e.g. servers = ["http://gpu-box:8080/v1"]',
             )
     return config
 

@@ -361,3 +361,12 @@ def test_a_briefly_unavailable_server_is_asked_again_before_the_reply() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Back again."
     assert [path for path, _ in server.requests].count("/v1/chat/completions") == 2
+
+
+def test_an_unknown_host_and_a_failed_tls_handshake_are_named() -> None:
+    result = headless("http://no-such-host.invalid:8080/v1")
+    assert result.returncode == 3 and "cannot find the host no-such-host.invalid" in result.stderr
+    plain = Scripted({"/v1/models": [MODELS]})  # speaks HTTP, asked for TLS
+    result = headless(plain.url.replace("http://", "https://"))
+    assert result.returncode == 3 and "TLS with 127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr

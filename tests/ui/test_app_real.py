@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import OptionList
 
 from tests.fake_hub import populate_cache
 from tests.ui.harness import SIZE, make_config, send, wait_until
@@ -83,4 +84,51 @@ async def test_real_model_switch_from_the_picker(
         await send(pilot, "Say hi.")
         await wait_until(pilot, lambda: app.completed_prompts == 1, timeout=60, what="a reply")
         assert app.query_one(AssistantMessage).text
+    session.close()
+
+
+async def test_a_configured_server_in_the_picker_and_back(
+    tmp_path: Path, demo_gguf: Path, cpp_server: str
+) -> None:
+    """The picker offers [model] servers; picking one runs the chat on it (status: remote), and
+    /model with a file's path comes back in-process."""
+    config = make_config(
+        tmp_path,
+        "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 24\n"
+        f'[model]\nn_ctx = 2048\nservers = ["{cpp_server}"]\n',
+    )
+    session = Session.from_config(
+        config, str(demo_gguf), SessionStore(tmp_path / "h.db"), lambda: build_tools(config)
+    )
+    app = LlamachatApp(session, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, timeout=60, what="the demo model to load")
+        await send(pilot, "/model")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker), what="the picker")
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        [server] = [i for i, label in enumerate(labels) if label.strip().startswith(cpp_server)]
+        assert "server (OpenAI-compatible API)" in labels[server]
+        options.highlighted = server
+        await pilot.press("enter")
+        await wait_until(
+            pilot,
+            lambda: session.model_label == cpp_server and app.model_ready,
+            timeout=30,
+            what="the server",
+        )
+        assert app.status.info.remote and app.status.info.context_size == 4096
+        await send(pilot, "Say hi.")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, timeout=60, what="a reply")
+        assert app.query_one(AssistantMessage).text
+        await send(pilot, f"/model {demo_gguf}")
+        await wait_until(
+            pilot,
+            lambda: session.model_label == str(demo_gguf) and app.model_ready,
+            timeout=60,
+            what="back in-process",
+        )
+        assert not app.status.info.remote and app.status.info.context_size == 2048
+        await send(pilot, "Say hi.")
+        await wait_until(pilot, lambda: app.completed_prompts == 2, timeout=60, what="a reply")
     session.close()

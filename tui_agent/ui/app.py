@@ -475,7 +475,8 @@ class LlamachatApp(App[None]):
 
         running = self.session.model_label
         # It reads the Hugging Face cache and GGUF headers: seconds on a slow disk.
-        choices = await asyncio.to_thread(model_choices, also=[running])
+        offered = [running, *self.session.config.model.servers]
+        choices = await asyncio.to_thread(model_choices, also=offered)
         current = choice_for(running, choices)
         chosen = await self.push_screen_wait(ModelPicker(choices, current))
         if chosen is None:

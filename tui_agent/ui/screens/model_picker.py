@@ -27,7 +27,7 @@ class ModelPicker(ModalScreen[str | None]):
         with Vertical(classes="dialog wide"):
             yield Static(
                 "Model (Enter switches: a new session starts, this one stays in the history ·"
-                " Esc cancels · other models: /model PATH or org/repo:file.gguf)"
+                " Esc cancels · other models: /model PATH, org/repo:file.gguf or a server's URL)"
             )
             yield OptionList(
                 *[Option(self._label(choice), id=choice.spec) for choice in self.choices],
