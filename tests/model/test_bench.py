@@ -14,7 +14,7 @@ pytestmark = pytest.mark.model
 SECTIONS = (
     "Generation",
     "Prefix reuse",
-    "In-process vs llama_cpp.server",
+    "Agent in-process vs on llama-server",
     "UI: streaming",
     "UI: drawing on and off",
     "Start-up",
@@ -57,3 +57,17 @@ def test_bench_quick_table_and_json_from_one_run(tmp_path: Path) -> None:
         assert figure["met"] in (True, False)
         assert name in result.stdout, "the table shows what the JSON holds"
     assert not [f for f in figures if f["value"] is None], "no section may fail or be skipped"
+
+
+def test_bench_on_a_server_runs_the_model_sections_there(cpp_server: str, tmp_path: Path) -> None:
+    saved = tmp_path / "bench.json"
+    result = run_cli("bench", "--model", cpp_server, "--quick", "--json-file", str(saved))
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(saved.read_text())["figures"]
+    assert {f["section"].split(" (")[0].split(" on ")[0] for f in figures} == {
+        "Generation",
+        "Prefix reuse",
+    }
+    by_name = {f["name"]: f for f in figures}
+    for name in ("agent ÷ server", "follow-up ÷ new", "switch back to another session"):
+        assert isinstance(by_name[name]["value"], float) and by_name[name]["value"] > 0, name

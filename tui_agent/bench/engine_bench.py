@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.loop import run_agent_loop
 from tui_agent.agent.worker import AgentWorker, NewSession, SendPrompt
@@ -77,7 +73,7 @@ def cold(model: ResidentModel) -> None:
         llama_cpp.llama_memory_clear(memory, True)
 
 
-def _rate(first: float, last: float, tokens: int) -> float:
+def rate(first: float, last: float, tokens: int) -> float:
     return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
 
 
@@ -96,7 +92,7 @@ class OfferedTools:
         return ToolOutcome(False, "not available in the benchmark")
 
 
-def agent_rate(backend: LlamaBackend, prompt: str, tokens: int) -> float:
+def agent_rate(backend: ModelBackend, prompt: str, tokens: int) -> float:
     events: list[Event] = []
     config = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
     run_agent_loop(
@@ -125,7 +121,7 @@ def timed_stream(model: ResidentModel, prompt: str, tokens: int) -> tuple[float,
         last = time.perf_counter()
         first = first or last
         count += 1
-    return first - started, _rate(first, last, count)
+    return first - started, rate(first, last, count)
 
 
 def raw_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
@@ -162,7 +158,7 @@ def raw_rate(model: ResidentModel, prompt_text: str, tokens: int) -> float:
     finally:
         llama_cpp.llama_sampler_free(chain)
         cold(model)  # the Python side's idea of the cache no longer matches it
-    return _rate(first, last, count)
+    return rate(first, last, count)
 
 
 def generation(model: ResidentModel, repetitions: int, tokens: int) -> list[Figure]:
@@ -222,10 +218,13 @@ def generation(model: ResidentModel, repetitions: int, tokens: int) -> list[Figu
 
 
 def history_conversation(
-    target_tokens: int, backend: LlamaBackend, topic: str = "the sea"
+    target_tokens: int,
+    backend: ModelBackend,
+    topic: str = "the sea",
+    system: str = "You are a helpful assistant.",
 ) -> Conversation:
     """A conversation of about target_tokens tokens of synthetic but plausible history."""
-    conversation = Conversation(system_prompt="You are a helpful assistant.")
+    conversation = Conversation(system_prompt=system)
     turn = 0
     # Rendered as a chat without tools is ("tagged" adds nothing when there are none).
     while (
@@ -247,7 +246,7 @@ def history_conversation(
     return conversation
 
 
-def _ttft(backend: LlamaBackend, conversation: Conversation, text: str) -> float:
+def ttft(backend: ModelBackend, conversation: Conversation, text: str) -> float:
     events: list[Event] = []
     run_agent_loop(
         backend,
@@ -267,10 +266,10 @@ def prefix_reuse(model: ResidentModel, repetitions: int, history_tokens: int) ->
         a = history_conversation(history_tokens, backend, "the sea")
         b = history_conversation(history_tokens, backend, "the mountains")
         cold(model)
-        colds.append(_ttft(backend, a, "And one more?"))
-        follows.append(_ttft(backend, a, "One last fact?"))
-        _ttft(backend, b, "And the mountains?")  # switch to session B
-        switches.append(_ttft(backend, a, "Back to the sea: one more?"))  # and back: re-evaluated
+        colds.append(ttft(backend, a, "And one more?"))
+        follows.append(ttft(backend, a, "One last fact?"))
+        ttft(backend, b, "And the mountains?")  # switch to session B
+        switches.append(ttft(backend, a, "Back to the sea: one more?"))  # and back: re-evaluated
     c, f, s = spread(colds), spread(follows), spread(switches)
     section = f"Prefix reuse (~{history_tokens:,}-token history, time to first token)"
     return [
@@ -289,122 +288,10 @@ def prefix_reuse(model: ResidentModel, repetitions: int, history_tokens: int) ->
     ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def llama_server(model: ResidentModel) -> Iterator[str]:
-    port = _free_port()
-    settings = model.settings
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(settings.path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(settings.n_ctx),
-            "--n_threads",
-            str(settings.n_threads),
-            "--n_threads_batch",
-            str(settings.n_threads),
-            "--flash_attn",
-            str(settings.flash_attn),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("llama_cpp.server exited")
-            try:
-                urllib.request.urlopen(f"{base}/v1/models", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _http_turn(base: str, prompt: str, tokens: int) -> tuple[float, float]:
-    body = json.dumps(
-        {"prompt": prompt, "max_tokens": tokens, "stream": True, **GREEDY_SAMPLING}
-    ).encode()
-    request = urllib.request.Request(
-        f"{base}/v1/completions", body, {"Content-Type": "application/json"}
-    )
-    started = time.perf_counter()
-    first = last = 0.0
-    count = 0
-    with urllib.request.urlopen(request, timeout=120) as response:
-        for raw in response:
-            line = raw.decode().strip()
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            if json.loads(line[6:])["choices"][0].get("finish_reason"):
-                continue
-            last = time.perf_counter()
-            first = first or last
-            count += 1
-    return first - started, _rate(first, last, count)
-
-
-def in_process_vs_http(model: ResidentModel, history_tokens: int, tokens: int) -> list[Figure]:
-    section = f"In-process vs llama_cpp.server over HTTP (follow-up on a ~{history_tokens:,}-token history)"
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError:
-        return [
-            Figure(
-                section,
-                "HTTP comparison",
-                None,
-                detail="skipped: pip install 'llama-cpp-python[server]'",
-            )
-        ]
-    backend = LlamaBackend(model)
-    conversation = history_conversation(history_tokens, backend)
-    base_prompt = backend.render(conversation.for_template([], "tagged"), [])
-    conversation.append(Message("user", "One more fact, please."))
-    follow_prompt = backend.render(conversation.for_template([], "tagged"), [])
-
-    cold(model)
-    timed_stream(model, base_prompt, tokens)
-    local_ttft, local_rate = timed_stream(model, follow_prompt, tokens)
-    with llama_server(model) as base:
-        _http_turn(base, base_prompt, tokens)
-        http_ttft, http_rate = _http_turn(base, follow_prompt, tokens)
-    return [
-        Figure(section, "time to first token, in-process", local_ttft, "s"),
-        Figure(section, "time to first token, HTTP", http_ttft, "s"),
-        Figure(
-            section,
-            "HTTP TTFT ÷ in-process TTFT",
-            http_ttft / local_ttft if local_ttft else None,
-            "",
-            "≥ 1.0",
-        ),
-        Figure(
-            section,
-            "in-process tok/s ÷ HTTP tok/s",
-            local_rate / http_rate if http_rate else None,
-            "",
-            "≥ 1.0",
-        ),
-    ]
 
 
 def memory(model: ResidentModel, sessions: int) -> list[Figure]:

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tui_agent.bench import drawing_windows, engine_bench, history_bench, ui_bench
+from tui_agent.agent.backend import LlamaBackend
+from tui_agent.bench import drawing_windows, engine_bench, history_bench, remote_bench, ui_bench
 from tui_agent.bench.figures import Figure
 from tui_agent.config import Config
+from tui_agent.engine.remote import is_remote
 from tui_agent.engine.resident import get_resident_model
 from tui_agent.models.sources import resolve_spec
 
@@ -61,9 +63,11 @@ QUICK = Plan(
 def run(
     config: Config, model_spec: str | None, plan: Plan, progress: Callable[[str], None]
 ) -> list[Figure]:
-    _, path = resolve_spec(model_spec or config.model.source or None)
+    spec = model_spec or config.model.source or None
+    if is_remote(spec):
+        return _run_remote(config, str(spec), plan, progress)
+    _, path = resolve_spec(spec)
     model = get_resident_model(path, config.model)
-    figures: list[Figure] = []
     scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
     # Generation runs on fresh threads only (see engine_bench.in_fresh_thread): the main thread
     # must never call into llama.cpp, or its OpenMP pool would slow every later measurement.
@@ -79,9 +83,11 @@ def run(
             lambda: fresh(lambda: engine_bench.prefix_reuse(model, reps, plan.history_tokens)),
         ),
         (
-            "HTTP",
+            "in-process vs llama-server",
             lambda: fresh(
-                lambda: engine_bench.in_process_vs_http(model, plan.history_tokens, plan.tokens)
+                lambda: remote_bench.side_by_side(
+                    model, LlamaBackend(model), plan.history_tokens, plan.tokens
+                )
             ),
         ),
         ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
@@ -103,19 +109,41 @@ def run(
         ),
     ]
     try:
-        for label, step in steps:
-            progress(f"bench: {label}…")
-            # Each section starts on a clean heap: garbage a section leaves (the UI section's
-            # apps) would otherwise be collected, at a cost, inside the next section's timings.
-            gc.collect()
-            try:
-                figures.extend(step())
-            except Exception as exc:  # one broken section must not hide the others
-                figures.append(
-                    Figure(label, f"{label} failed", None, detail=f"{type(exc).__name__}: {exc}")
-                )
+        return _sections(steps, progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_remote(
+    config: Config, url: str, plan: Plan, progress: Callable[[str], None]
+) -> list[Figure]:
+    """The sections that measure a model: generation and prefix reuse, on the server."""
+    backend = remote_bench.connect(config, url)
+    reps = max(plan.repetitions - 1, 1)
+    return _sections(
+        [
+            ("generation", lambda: remote_bench.remote_generation(backend, plan.repetitions, plan.tokens)),
+            ("prefix reuse", lambda: remote_bench.remote_prefix_reuse(backend, reps, plan.history_tokens)),
+        ],
+        progress,
+    )  # fmt: skip
+
+
+def _sections(
+    steps: list[tuple[str, Callable[[], list[Figure]]]], progress: Callable[[str], None]
+) -> list[Figure]:
+    figures: list[Figure] = []
+    for label, step in steps:
+        progress(f"bench: {label}…")
+        # Each section starts on a clean heap: garbage a section leaves (the UI section's
+        # apps) would otherwise be collected, at a cost, inside the next section's timings.
+        gc.collect()
+        try:
+            figures.extend(step())
+        except Exception as exc:  # one broken section must not hide the others
+            figures.append(
+                Figure(label, f"{label} failed", None, detail=f"{type(exc).__name__}: {exc}")
+            )
     return figures
 
 

@@ -92,7 +92,7 @@ class RemoteServer:
 
     # --- requests -------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", **self.settings.headers}
         if self.settings.api_key_env:
             key = os.environ.get(self.settings.api_key_env, "")
@@ -117,7 +117,7 @@ class RemoteServer:
                 self._host, self._port, timeout=self.settings.connect_timeout
             )
         payload = json.dumps(body).encode("utf-8") if body is not None else None
-        headers = self._headers()
+        headers = self.headers()
         if payload is not None:
             headers["Content-Type"] = "application/json"
         try:
