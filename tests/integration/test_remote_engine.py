@@ -370,3 +370,24 @@ def test_an_unknown_host_and_a_failed_tls_handshake_are_named() -> None:
     result = headless(plain.url.replace("http://", "https://"))
     assert result.returncode == 3 and "TLS with 127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_chat_token_estimates_follow_the_servers_usage_figures() -> None:
+    from tui_agent.agent.remote_backend import RemoteChatBackend, remote_backend
+    from tui_agent.engine.generation import GREEDY, collect
+    from tui_agent.engine.remote import RemoteServer, RemoteSettings
+    from tui_agent.events import ignore_event
+
+    usage = {"choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 1}}
+    server = Scripted({"/v1/models": [MODELS], "/v1/chat/completions": []})
+    remote = RemoteServer(RemoteSettings(server.url))
+    backend = remote_backend(remote, remote.check(ignore_event, server.url), ModelConfig())
+    assert isinstance(backend, RemoteChatBackend)
+    prompt = backend.render([{"role": "user", "content": "word " * 300}], [])
+    before = backend.count_tokens(prompt)
+    assert before == len(prompt) // 3 + 1, "no figure yet: three characters a token"
+    usage["usage"]["prompt_tokens"] = len(prompt) // 4  # type: ignore[index]
+    server.routes["/v1/chat/completions"].put(sse(text("ok"), usage))
+    _, stats = collect(backend.stream(prompt, GREEDY, lambda: False))
+    assert stats.prompt_tokens == len(prompt) // 4
+    assert abs(backend.count_tokens(prompt) - len(prompt) / 4) <= 2, "the server's rate is used"

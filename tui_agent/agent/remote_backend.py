@@ -232,9 +232,9 @@ class RemoteChatBackend:
         estimate = self.count_tokens(prompt)
         stats = yield from _streamed(chunks, should_stop, estimate, _chat_text)
         if stats.prompt_tokens != estimate:  # the server said how long the prompt was
-            # Never fewer than 2 characters a token: a server's odd count must not make every
-            # later estimate too small to compact in time.
-            self._chars_per_token = max(2.0, len(prompt) / stats.prompt_tokens)
+            # Within 1.5–5 characters a token: a server's odd figure must not make every later
+            # estimate far too small (a request it refuses) or too large (compacting each turn).
+            self._chars_per_token = min(5.0, max(1.5, len(prompt) / stats.prompt_tokens))
         return stats
 
 
