@@ -580,3 +580,27 @@ async def test_a_remote_model_is_marked_in_the_status_line(tmp_path: Path) -> No
         await wait_until(pilot, lambda: app.model_ready, what="the model")
         line = str(app.status.render_text())
         assert "coder @ gpu:8080 remote" in line and "32,768" in line
+
+
+async def test_the_status_line_gives_the_model_name_the_room_there_is(tmp_path: Path) -> None:
+    from tui_agent.events import ModelLoaded
+
+    name = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf @ gpu-box.example.org:8080"
+    app = make_app(tmp_path, ScriptedBackend([]))
+
+    def loader(spec: str | None):  # type: ignore[no-untyped-def]
+        def load(sink):  # type: ignore[no-untyped-def]
+            sink(ModelLoaded(name, "http://gpu-box.example.org:8080/v1", 0.0, 32768, "server"))
+            return ScriptedBackend([])
+
+        return load
+
+    app.session.backend_loader = loader
+    async with app.run_test(size=(200, 30)) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="the model")
+        assert f"{name} remote" in str(app.status.render_text()), "whole at 200 columns"
+        await pilot.resize_terminal(110, 30)
+        await pilot.pause()
+        line = str(app.status.render_text())
+        assert "…" in line and "gpu-box.example.org:8080 remote" in line and "qwen2.5" in line
+        assert len(line) <= 110, "the host kept whole, the model's middle cut, the line fits"

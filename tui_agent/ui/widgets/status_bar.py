@@ -57,14 +57,10 @@ class StatusBar(Static):
             "waiting for permission": "bold magenta",
             "model failed": "bold red",
         }.get(info.state, "bold cyan")
-        parts: list[str | tuple[str, str]] = [(f"● {state}", style)]
+        head: list[str | tuple[str, str]] = [(f"● {state}", style)]
         if not info.saving:
-            parts += ["  │  ", ("not saved", "bold red")]
-        if info.model:
-            name = info.model if len(info.model) <= 24 else info.model[:23] + "…"
-            parts += ["  │  ", (name, "bold")]
-            if info.remote:
-                parts += [" ", ("remote", "cyan")]
+            head += ["  │  ", ("not saved", "bold red")]
+        parts: list[str | tuple[str, str]] = []
         if info.context_size:
             filled = round(10 * min(info.context_used / info.context_size, 1.0))
             parts += [
@@ -77,4 +73,29 @@ class StatusBar(Static):
                 f"  │  {info.tokens_per_second:.0f} tok/s · first token {info.time_to_first_token:.2f} s"
             ]
         parts += [f"  │  RSS {format_bytes(current_rss())}"]
-        return Text.assemble(*parts)
+        if not info.model:
+            return Text.assemble(*head, *parts)
+        remote: list[str | tuple[str, str]] = [" ", ("remote", "cyan")] if info.remote else []
+        # The model's name gets the room the rest leaves (at least _MIN_NAME cells).
+        rest = Text.assemble(*head, "  │  ", *remote, *parts).cell_len
+        width = self.content_size.width
+        room = max(_MIN_NAME, width - rest - 1) if width else _MIN_NAME
+        return Text.assemble(*head, "  │  ", (shortened(info.model, room), "bold"), *remote, *parts)
+
+    def on_resize(self) -> None:
+        self.refresh_status()
+
+
+_MIN_NAME = 24
+
+
+def shortened(name: str, room: int) -> str:
+    """The name in ``room`` cells, its middle cut: both ends say most (a file's quantization);
+    a server's " @ host:port" is kept whole while the model's part can keep a few letters."""
+    if len(name) <= room:
+        return name
+    model, at, host = name.rpartition(" @ ")
+    if at and room - len(at + host) >= 8:
+        return shortened(model, room - len(at + host)) + at + host
+    head = (room - 1) // 2
+    return name[:head] + "…" + name[len(name) - (room - 1 - head) :]
