@@ -259,6 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, default in (("config", None), ("model", None), ("debug", False)):
         if not hasattr(args, name):
             setattr(args, name, default)
+    if args.handler is _run_default and args.prompt is None:
+        return _handle(args)  # the chat: Textual draws on the terminal itself
+    from tui_agent.printable import terminal_safe_output
+
+    with terminal_safe_output():
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except LlamachatError as exc:

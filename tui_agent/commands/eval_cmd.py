@@ -12,8 +12,8 @@ from tui_agent.bench.engine_bench import in_fresh_thread
 from tui_agent.bench.tool_eval import TaskResult, one_line, run_suite
 from tui_agent.commands.models_cmd import print_progress, print_table
 from tui_agent.config import load_config
+from tui_agent.printable import printable
 from tui_agent.session import llama_backend_loader
-from tui_agent.ui.printable import printable
 
 
 def eval_tools(args: argparse.Namespace) -> int:

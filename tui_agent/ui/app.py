@@ -20,6 +20,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
@@ -45,9 +46,9 @@ from tui_agent.events import (
     ToolStart,
     TurnStatistics,
 )
+from tui_agent.printable import printable, printable_event, printable_value
 from tui_agent.session import Entry, Session, is_remote
 from tui_agent.ui.garbage import GarbageSettler
-from tui_agent.ui.printable import printable, printable_event, printable_value
 from tui_agent.ui.screens.dialogs import Confirm, ShowText
 from tui_agent.ui.screens.history import HistoryScreen
 from tui_agent.ui.screens.model_picker import ModelPicker
@@ -460,6 +461,26 @@ class LlamachatApp(App[None]):
             # Stops a download or a load at its next progress report.
             self.session.cancel()
             self.status.set(state="stopping", progress=None)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text, whatever the caller says (Textual's screens ask for
+        markup): they carry session titles, tool names, paths and messages from the core, and a
+        title like "[/INST] …" read as markup crashed the app."""
+        super().notify(
+            printable(message),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def action_new_session(self) -> None:
         self.session.new_session()

@@ -11,6 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,8 +20,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Markdown, Static
 
+from tui_agent.printable import printable
 from tui_agent.session import SearchHit, SessionStore, SessionSummary, export_markdown
-from tui_agent.ui.printable import printable
 from tui_agent.ui.screens.dialogs import AskText, Confirm
 
 PAGE_SIZE = 60
@@ -94,7 +95,8 @@ class HistoryScreen(Screen[str | None]):
             return
         table = self.query_one(DataTable)
         for s in sessions:
-            title = printable(s.title) or "untitled"
+            # Cells given as str are read as markup: a title is text, shown as written.
+            title = Text(printable(s.title) or "untitled")
             table.add_row(_when(s.updated), str(s.message_count), title, key=s.id)
         self.loaded += len(sessions)
         self.exhausted = len(sessions) < PAGE_SIZE
@@ -179,7 +181,7 @@ class HistoryScreen(Screen[str | None]):
             table.add_row(
                 _when(hit.updated),
                 "",
-                printable(f"{hit.title} — {hit.snippet}"),
+                Text(printable(f"{hit.title} — {hit.snippet}")),
                 key=hit.session_id,
             )
         self.sub_title = f"{len(hits)} matching sessions"

@@ -11,8 +11,8 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_agent.printable import printable
 from tui_agent.session import ModelChoice, format_bytes
-from tui_agent.ui.printable import printable
 
 
 class ModelPicker(ModalScreen[str | None]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from tui_agent.printable import printable
 
 
 class ThemePicker(ModalScreen[str | None]):
@@ -22,7 +25,9 @@ class ThemePicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("Theme (↑/↓ preview · Enter keep · Esc cancel)")
-            yield OptionList(*[Option(name, id=name) for name in self.names], id="theme-list")
+            yield OptionList(
+                *[Option(Text(printable(name)), id=name) for name in self.names], id="theme-list"
+            )
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

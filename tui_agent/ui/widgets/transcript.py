@@ -20,7 +20,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Collapsible, Markdown, Static
 
-from tui_agent.ui.printable import printable
+from tui_agent.printable import printable
 
 # Old widgets beyond this are removed from the screen (the history keeps them).
 MAX_WIDGETS = 300

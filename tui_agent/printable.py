@@ -9,8 +9,12 @@ Unicode has for them (␛ for ESC).
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
+from collections.abc import Iterator
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, TextIO
 
 from tui_agent.events import Event
 
@@ -48,3 +52,43 @@ def printable_event(event: Event) -> Event:
         if f.init and (shown := printable_value(value := getattr(event, f.name))) != value
     }
     return replace(event, **changes) if changes else event
+
+
+class TerminalText(io.TextIOBase):
+    """A terminal's stream that writes control characters as visible symbols: what the CLI
+    prints (a session's text, a file a tool read) cannot retitle the terminal or move its cursor.
+    Piped or redirected output is left exactly as it is."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(printable(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
+
+
+@contextlib.contextmanager
+def terminal_safe_output() -> Iterator[None]:
+    """Within it, stdout and stderr show control characters as symbols where they are terminals."""
+    saved = sys.stdout, sys.stderr
+    if sys.stdout.isatty():
+        sys.stdout = TerminalText(sys.stdout)
+    if sys.stderr.isatty():
+        sys.stderr = TerminalText(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
