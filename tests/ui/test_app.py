@@ -162,6 +162,36 @@ async def test_deny_with_reason(tmp_path: Path) -> None:
     assert "not there" in backend.prompts[1], "the model is told why"
 
 
+async def test_escape_in_the_reason_field_denies_and_the_turn_goes_on(tmp_path: Path) -> None:
+    backend = ScriptedBackend([call("write_file", path="out.txt", content="x\n"), "Done."])
+    app = make_app(tmp_path, backend)
+    cancels: list[bool] = []
+    app.action_cancel = lambda: cancels.append(True)  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write the file")
+        await wait_until(pilot, lambda: isinstance(app.screen, PermissionScreen), what="prompt")
+        await pilot.pause(GRACE_SECONDS + 0.05)
+        await pilot.press("n", "escape")
+        await pilot.pause()
+        assert not cancels, "the Esc ended the reason field; it did not also reach the app's cancel"
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the turn's end")
+        assert [p.status for p in app.query(ToolPanel)] == ["denied"]
+        assert replies(app) == ["Done."], "the model carried on after the denial"
+        assert not app.query_one(AssistantMessage).has_class("interrupted")
+    assert "did not allow" in backend.prompts[1] and "Reason:" not in backend.prompts[1]
+
+
+async def test_escape_on_the_question_itself_cancels_the_turn(tmp_path: Path) -> None:
+    backend = ScriptedBackend([call("write_file", path="out.txt", content="x\n"), "Done."])
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write the file")
+        await wait_until(pilot, lambda: isinstance(app.screen, PermissionScreen), what="prompt")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the cancel")
+        assert not isinstance(app.screen, PermissionScreen) and len(backend.prompts) == 1
+
+
 async def test_grace_period_ignores_early_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

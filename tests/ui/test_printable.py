@@ -7,8 +7,8 @@ from pathlib import Path
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, send, wait_until
 from tests.ui.scenarios import call
-from tui_agent.tools.base import NoTools, ToolSpec
 from tui_agent.printable import printable
+from tui_agent.tools.base import NoTools, ToolSpec
 from tui_agent.ui.widgets.transcript import ToolPanel
 
 # Retitles the terminal, then colours the rest red: what a hostile file or reply could hold.

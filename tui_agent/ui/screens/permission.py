@@ -26,6 +26,9 @@ class PermissionScreen(ModalScreen[PermissionDecision]):
         Binding("s", "decide('session')", "allow for this session"),
         Binding("a", "decide('always')", "always allow"),
         Binding("n", "deny", "deny"),
+        # Here, not the app's Esc (cancel the turn): in the reason field it means "deny without
+        # a reason" and the model carries on.
+        Binding("escape", "escape", show=False),
     ]
 
     def __init__(self, request: PermissionRequest) -> None:
@@ -101,6 +104,8 @@ class PermissionScreen(ModalScreen[PermissionDecision]):
     def _deny_with_reason(self, event: Input.Submitted) -> None:
         self.dismiss(PermissionDecision(False, "once", event.value.strip()))
 
-    def key_escape(self) -> None:
+    def action_escape(self) -> None:
         if self._asking_reason:
             self.dismiss(PermissionDecision(False, "once"))
+        else:  # Esc while asked: cancel the turn, as everywhere else
+            self.app.action_cancel()  # type: ignore[attr-defined]
