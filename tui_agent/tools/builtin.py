@@ -376,11 +376,17 @@ def apply_edit(before: str, old_string: str, new_string: str, path: str) -> str:
     return before.replace(old_string, new_string, 1)
 
 
+_NO_NEWLINE = "\\ No newline at end of file\n"
+
+
 def unified_diff(before: str, after: str, name: str) -> str:
+    """The change as `diff -u` and git show it, "\\ No newline at end of file" included: a last
+    line without one would otherwise run into the next line of the diff."""
     lines = difflib.unified_diff(
         before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}"
     )
-    return "".join(lines) or "(no change)"
+    shown = [line if line.endswith("\n") else f"{line}\n{_NO_NEWLINE}" for line in lines]
+    return "".join(shown) or "(no change)"
 
 
 def preview_change(tools: BuiltinTools, name: str, arguments: dict[str, Any]) -> str:
