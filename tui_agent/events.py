@@ -146,7 +146,7 @@ class TurnStatistics:
 
 
 CompletionReason = Literal[
-    "done", "max_iterations", "end_of_sequence", "cancelled", "repeated_tool_call", "error"
+    "done", "max_iterations", "length", "cancelled", "repeated_tool_call", "error"
 ]
 
 
@@ -154,9 +154,8 @@ CompletionReason = Literal[
 class Completed:
     """The prompt is finished.
 
-    done: the model answered; max_iterations: the loop hit its limit; end_of_sequence: the reply
-    was cut at max_tokens_per_completion or the end of the context; cancelled: the user stopped
-    it; repeated_tool_call: the model kept repeating one call; error: see the Error event before.
+    done: the model answered; max_iterations: the loop hit its limit; length: the reply was cut
+    at max_tokens_per_completion (or the end of the context); cancelled: the user stopped it; repeated_tool_call: the model kept repeating one call; error: see the Error event before.
     """
 
     reason: CompletionReason

@@ -54,7 +54,7 @@ def ask(
 def test_streamed_deltas_concatenate_to_the_final_text(backend: LlamaBackend) -> None:
     events = ask(backend, Conversation(), "Describe the sea in two sentences.")
     done = events[-1]
-    assert isinstance(done, Completed) and done.reason in ("done", "end_of_sequence")
+    assert isinstance(done, Completed) and done.reason in ("done", "length")
     streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert streamed.strip() == done.text and len(done.text) > 10
     assert sum(isinstance(e, TextDelta) for e in events) > 5
@@ -96,7 +96,7 @@ def test_cancel_then_the_next_prompt_works_and_reuses_the_cache(backend: LlamaBa
     assert conversation.messages[-1].interrupted
     after = ask(backend, conversation, "Now say hi.")
     stats = next(e for e in after if isinstance(e, TurnStatistics))
-    assert isinstance(after[-1], Completed) and after[-1].reason in ("done", "end_of_sequence")
+    assert isinstance(after[-1], Completed) and after[-1].reason in ("done", "length")
     assert stats.cached_tokens > 20
 
 
@@ -160,7 +160,7 @@ def test_new_sessions_never_reload_the_model(demo_gguf: Path) -> None:
         worker.submit(SendPrompt(f"Say the number {i}."))
         while not isinstance(event := worker.events.get(timeout=60), Completed):
             pass
-        assert event.reason in ("done", "end_of_sequence")
+        assert event.reason in ("done", "length")
     worker.stop()
     assert resident.load_count() == loads
     model = resident.get_resident_model(demo_gguf, config.model)

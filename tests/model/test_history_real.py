@@ -96,7 +96,7 @@ def test_stream_json_parses_line_by_line_and_matches_the_events(config: Path) ->
     assert "iteration_start" in types and "turn_statistics" in types and "text_delta" in types
     text = "".join(r["text"] for r in records if r["type"] == "text_delta")
     completed = records[-2]
-    assert text.strip() == completed["text"] and completed["reason"] in ("done", "end_of_sequence")
+    assert text.strip() == completed["text"] and completed["reason"] in ("done", "length")
     closing = records[-1]
     assert closing["session_id"] and closing["usage"]["generated_tokens"] > 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,24 @@ def test_headless_denial_exit_status(tmp_path: Path) -> None:
     )
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert "denied" in result.stderr and list(tmp_path.iterdir()) == [config]
+    [denial] = [line for line in result.stderr.splitlines() if ": denied: " in line]
+    assert denial.endswith(("…", ".")) and not denial.endswith(" Do n"), "cut between words"
     unknown = run_cli("-p", "x", "--force-tool", "nope", "--config", str(config))
     assert unknown.returncode == 2 and "'nope' is not a tool this run can use" in unknown.stderr
     unoffered = run_cli("-p", "x", "--force-tool", "run_shell", "--config", str(config))
     assert unoffered.returncode == 2 and "available: glob, grep, list_dir, read_file" in (
         unoffered.stderr
     )
+
+
+def test_a_reply_cut_at_the_token_limit_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 6\n")
+    prompt = ["-p", "Write a long story about the sea.", "--no-save", "--config", str(config)]
+    result = run_cli(*prompt)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr
+    assert (
+        "cut at the token limit" in result.stderr and "max_tokens_per_completion" in result.stderr
+    )
+    record = json.loads(run_cli(*prompt, "--output-format", "json").stdout)
+    assert record["reason"] == "length"

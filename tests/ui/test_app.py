@@ -634,3 +634,14 @@ async def test_the_status_line_gives_the_model_name_the_room_there_is(tmp_path: 
         line = str(app.status.render_text())
         assert "…" in line and "gpu-box.example.org:8080 remote" in line and "qwen2.5" in line
         assert len(line) <= 110, "the host kept whole, the model's middle cut, the line fits"
+
+
+async def test_a_reply_cut_at_the_token_limit_is_marked(tmp_path: Path) -> None:
+    app = make_app(
+        tmp_path, ScriptedBackend(["Once upon a time there was"], finish_reason="length")
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "tell me a story")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+        reply = app.query_one(AssistantMessage)
+        assert reply.has_class("cut") and reply.border_subtitle == "cut at the token limit"

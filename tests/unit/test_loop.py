@@ -262,10 +262,10 @@ def test_bare_json_tool_call_is_held_back_and_run() -> None:
     assert tools.ran and text_of(events) == "Sunny."
 
 
-def test_reply_cut_at_max_tokens_is_end_of_sequence() -> None:
+def test_reply_cut_at_max_tokens_is_length() -> None:
     backend = ScriptedBackend(["a long reply that was cut"], finish_reason="length")
     events, _ = run(backend, "x")
-    assert completed(events).reason == "end_of_sequence"
+    assert completed(events).reason == "length"
 
 
 def test_cancel_mid_stream_keeps_partial_and_next_prompt_works() -> None:
@@ -614,3 +614,12 @@ def test_json_replies_are_off_without_tools() -> None:
     events, _ = run(backend, "hi")
     assert text_of(events) == "Plain words." and backend.offered == [[]]
     assert "JSON" not in backend.prompts[0]
+
+
+def test_clipped_cuts_between_words() -> None:
+    from tui_agent.commands.headless import clipped
+
+    text = "The user did not allow this call to run_shell; it was not run. Do not try it again."
+    assert clipped(text, 200) == text
+    assert clipped(text, 70) == "The user did not allow this call to run_shell; it was not run. Do…"
+    assert clipped("x" * 50, 20) == "x" * 19 + "…", "one long word is cut where it must be"

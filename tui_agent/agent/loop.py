@@ -290,9 +290,7 @@ class _Run:
             return _Tripped("the model ended without an answer")
         if not reply.calls:
             self.conversation.append(Message("assistant", reply.text, reasoning=reply.reasoning))
-            return Completed(
-                "end_of_sequence" if stats.finish_reason == "length" else "done", reply.text
-            )
+            return Completed("length" if stats.finish_reason == "length" else "done", reply.text)
         if len(reply.calls) > 1 and not self.backend.parallel_calls:
             self.emit(
                 Notice(

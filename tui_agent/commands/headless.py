@@ -37,7 +37,7 @@ from tui_agent.tools.setup import ToolStack, build_tools
 
 EXIT_CODES = {
     "done": 0,
-    "end_of_sequence": 0,
+    "length": 0,  # an answer, cut at the token limit: said on stderr and in the JSON
     "error": 1,
     "max_iterations": 4,
     "repeated_tool_call": 4,
@@ -53,6 +53,21 @@ NEXT_STEP = {
     "memory": "--model picks a smaller model",
     "context": "run without --continue/--resume to start a new session",
 }
+
+
+CUT_AT_THE_LIMIT = (
+    "the reply was cut at the token limit ([agent] max_tokens_per_completion); raise it for"
+    " longer replies"
+)
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut between words (a cut word reads as another)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space > limit // 2 else head).rstrip() + "…"
 
 
 def read_prompt(args: argparse.Namespace) -> str:
@@ -121,7 +136,7 @@ def run_headless(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     reason = printer.completed.reason if printer.completed else "error"
-    if reason in ("done", "end_of_sequence") and printer.denials:
+    if reason in ("done", "length") and printer.denials:
         return EXIT_DENIED
     if reason == "error" and printer.errors:
         return EXIT_BY_KIND.get(printer.errors[0].kind, EXIT_CODES["error"])
@@ -156,16 +171,19 @@ class _Printer:
             self._note(f"[tool] {event.name} {json.dumps(event.arguments, ensure_ascii=False)}")
         elif isinstance(event, ToolResult):
             status = "denied" if event.denied else "ok" if event.success else "failed"
-            first_line = event.output.strip().splitlines()[0][:120] if event.output.strip() else ""
-            self._note(f"[tool] {event.name}: {status}: {first_line}")
+            first_line = event.output.strip().splitlines()[0] if event.output.strip() else ""
+            self._note(f"[tool] {event.name}: {status}: {clipped(first_line, 160)}")
         elif isinstance(event, Notice):
             self._note(f"[note] {event.message}")
         elif isinstance(event, Error):
             hints = [h for h in (event.hint, NEXT_STEP.get(event.kind, "")) if h]
             self._note("\n  hint: ".join([f"llamachat: error: {event.message}", *hints]))
-        elif isinstance(event, Completed) and not self._ended_with_newline:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+        elif isinstance(event, Completed):
+            if not self._ended_with_newline:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+            if event.reason == "length":
+                self._note(f"[note] {CUT_AT_THE_LIMIT}")
 
     def track(self, event: Event) -> None:
         if isinstance(event, PermissionResult) and not event.allowed:

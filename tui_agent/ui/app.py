@@ -337,6 +337,8 @@ class LlamachatApp(App[None]):
             and self.current_reply.text
         ):
             self.current_reply.mark_interrupted()
+        if event.reason == "length" and self.current_reply is not None:
+            self.current_reply.mark_cut()
         await self._end_reply()
         if event.reason in ("max_iterations", "repeated_tool_call"):
             await self.transcript.add(

@@ -286,6 +286,11 @@ class AssistantMessage(Vertical):
         self.add_class("interrupted")
         self.border_subtitle = "interrupted"
 
+    def mark_cut(self) -> None:
+        """The reply stopped at [agent] max_tokens_per_completion, not where the model ended it."""
+        self.add_class("cut")
+        self.border_subtitle = "cut at the token limit"
+
 
 class ToolPanel(Vertical):
     """A tool call: name, arguments, spinner and elapsed time; then its result."""
