@@ -122,6 +122,9 @@ class DeferredTools:
     def specs(self) -> list[ToolSpec]:
         return self.stack.gate.specs() if self.stack else []
 
+    def policy_of(self, spec: ToolSpec) -> str:
+        return self.stack.gate.policy_of(spec) if self.stack else ""
+
     def execute(self, call: ToolCall, context: CallContext) -> ToolOutcome:
         if self.stack is None:
             return ToolOutcome(False, "error: the tools are still starting")
@@ -265,6 +268,11 @@ class Session:
 
     def tool_specs(self) -> list[ToolSpec]:
         return self.tools.specs()
+
+    def tool_policies(self) -> list[tuple[ToolSpec, str]]:
+        """Each tool and what a call of it gets: "allow", "ask" or "deny" ("" when unknown)."""
+        policy_of = getattr(self.tools, "policy_of", None)
+        return [(spec, policy_of(spec) if policy_of else "") for spec in self.tools.specs()]
 
     def saved_session_id(self) -> str | None:
         """The id the conversation is saved under; None when nothing of it was saved."""

@@ -645,3 +645,16 @@ async def test_a_reply_cut_at_the_token_limit_is_marked(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
         reply = app.query_one(AssistantMessage)
         assert reply.has_class("cut") and reply.border_subtitle == "cut at the token limit"
+
+
+async def test_the_tools_dialog_shows_each_tools_permission(tmp_path: Path) -> None:
+    config = make_config(tmp_path, '[permissions]\ndeny = ["run_shell"]\n')
+    app = make_app(tmp_path, ScriptedBackend([]), config)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/tools")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ShowText", what="/tools")
+        shown = str(app.screen.body)  # type: ignore[attr-defined]
+        lines = {line.split()[0]: line for line in shown.splitlines() if line.strip()}
+        assert lines["read_file"].split()[1] == "runs"
+        assert lines["write_file"].split()[1] == "asks"
+        assert lines["run_shell"].split()[1] == "denied"

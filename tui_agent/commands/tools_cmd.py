@@ -34,12 +34,11 @@ def list_tools(args: argparse.Namespace) -> int:
     try:
         rows = []
         for spec in stack.gate.specs():
-            verdict = stack.gate.policy.decide(ToolCall("-", spec.name, {}), spec)
             rows.append(
                 [
                     spec.name,
                     spec.server,
-                    verdict.policy,
+                    stack.gate.policy_of(spec),
                     (spec.description.splitlines() or [""])[0][:70],
                 ]
             )

@@ -16,7 +16,7 @@ from tui_agent.events import Notice, PermissionDecision, PermissionRequest, Perm
 from tui_agent.tools.base import CallContext, ToolCall, ToolOutcome, ToolSpec
 from tui_agent.tools.builtin import BuiltinTools, preview_change
 from tui_agent.tools.mcp_hub import McpHub
-from tui_agent.tools.permissions import PermissionPolicy, Verdict
+from tui_agent.tools.permissions import PermissionPolicy, Policy, Verdict
 
 
 class ToolGate:
@@ -45,6 +45,11 @@ class ToolGate:
         if self.offer_only_unasked:
             return [s for s in specs if self.policy.may_run_unasked(s)]
         return specs
+
+    def policy_of(self, spec: ToolSpec) -> Policy:
+        """What a call of the tool gets before its arguments are known: runs, asks or denied
+        (a rule on its arguments may still decide a call otherwise)."""
+        return self.policy.decide(ToolCall("-", spec.name, {}), spec).policy
 
     def execute(self, call: ToolCall, context: CallContext) -> ToolOutcome:
         spec = next((s for s in self.specs() if s.name == call.name), None)

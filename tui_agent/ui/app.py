@@ -85,6 +85,14 @@ _NEXT_STEP = {
 }
 
 
+# How /tools shows each tool's permission (as `llamachat tools list`, in words).
+_POLICY_WORDS = {
+    "allow": ("runs", "green"),
+    "ask": ("asks", "yellow"),
+    "deny": ("denied", "red"),
+}
+
+
 class LlamachatApp(App[None]):
     # A path, not a name: Textual resolves a name next to the module of the class in use, which
     # for a subclass elsewhere (the benchmark's) is the wrong folder.
@@ -533,13 +541,21 @@ class LlamachatApp(App[None]):
         self.session.switch_model(spec)
 
     def action_tools(self) -> None:
-        specs = self.session.tool_specs()
+        tools = self.session.tool_policies()
+        specs = [spec for spec, _ in tools]
         body = Text()
-        for spec in specs:
+        for spec, policy in tools:
             # Names and descriptions come from MCP servers: shown, not obeyed.
             body.append(printable(spec.name), style="bold")
+            shown, style = _POLICY_WORDS.get(policy, ("", ""))
+            body.append(f"  {shown}", style=style)
             first_line = (spec.description.splitlines() or [""])[0]
             body.append(printable(f"  [{spec.server}]  {first_line}\n"))
+        body.append(
+            "\nruns: without asking · asks: you decide each call · denied: never runs"
+            " ([permissions] in the config; a rule on a call's arguments may decide otherwise)",
+            style="dim",
+        )
         self.push_screen(
             ShowText(f"{len(specs)} tools", body if specs else "no tools yet (still starting?)")
         )
