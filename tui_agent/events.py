@@ -187,6 +187,7 @@ class SessionChanged:
 
     conversation_id: str
     resumed: bool
+    context_tokens: int = 0  # a resumed conversation's prompt, in tokens (0 for a new one)
 
 
 Event = (

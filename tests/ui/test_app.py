@@ -658,3 +658,36 @@ async def test_the_tools_dialog_shows_each_tools_permission(tmp_path: Path) -> N
         assert lines["read_file"].split()[1] == "runs"
         assert lines["write_file"].split()[1] == "asks"
         assert lines["run_shell"].split()[1] == "denied"
+
+
+async def test_the_palette_offers_one_theme_command_the_one_that_saves(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend([]))
+    async with app.run_test(size=SIZE):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Pick theme" in titles and "Theme" not in titles
+
+
+async def test_status_after_a_resume_a_compaction_and_a_switch(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ScriptedBackend(["In the tower.", "Again."]))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "where is the keeper?")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+        assert app.status.info.tokens_per_second > 0
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: app.status.info.context_used == 0, what="new session")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="browser")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: app.status.info.context_used > 0, what="the resumed context's size"
+        )
+        await send(pilot, "/compact")
+        await wait_until(
+            pilot,
+            lambda: any("nothing to compact" in n.message for n in app._notifications),
+            what="nothing to compact",
+        )
+        assert app.status.info.state == "ready", "not left saying compacting…"
+        app.switch_model("demo")
+        assert app.status.info.tokens_per_second == 0, "the old model's speed is not shown"

@@ -183,7 +183,9 @@ def test_new_and_resumed_sessions() -> None:
     next_of(worker, Completed)
     assert "first" not in backend.prompts[1]
     worker.submit(ResumeSession(old))
-    assert next_of(worker, SessionChanged) == SessionChanged(old.id, True)
+    resumed = next_of(worker, SessionChanged)
+    assert (resumed.conversation_id, resumed.resumed) == (old.id, True)
+    assert resumed.context_tokens > 0, "the status shows the resumed context's size"
     worker.submit(SendPrompt("third"))
     next_of(worker, Completed)
     assert "first" in backend.prompts[2] and "second" not in backend.prompts[2]

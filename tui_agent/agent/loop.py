@@ -40,6 +40,7 @@ from tui_agent.events import (
     ToolResult,
     ToolStart,
     TurnStatistics,
+    ignore_event,
 )
 from tui_agent.tools.base import (
     CallContext,
@@ -409,6 +410,13 @@ def run_agent_loop(
         completed = Completed("error", run.last_text)
     emit(completed)
     return completed
+
+
+def context_tokens(
+    backend: ModelBackend, conversation: Conversation, tools: ToolExecutor, config: AgentConfig
+) -> int:
+    """The conversation's prompt as the next turn would send it, in tokens."""
+    return _Run(backend, conversation, tools, config, ignore_event, LoopControl()).prompt_tokens()
 
 
 def compact_now(

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
-from tui_agent.agent.loop import LoopControl, compact_now, run_agent_loop
+from tui_agent.agent.loop import LoopControl, compact_now, context_tokens, run_agent_loop
 from tui_agent.config import AgentConfig
 from tui_agent.errors import ConfigError, LlamachatError, LoadCancelled
 from tui_agent.events import (
@@ -240,7 +240,11 @@ class AgentWorker:
         elif isinstance(command, ResumeSession):
             self.conversation = command.conversation
             self._track_session()
-            self._emit(SessionChanged(self.conversation.id, resumed=True))
+            try:
+                tokens = context_tokens(self.backend, self.conversation, self.tools, self.config)
+            except LlamachatError:  # a template that fails says so on the next turn
+                tokens = 0
+            self._emit(SessionChanged(self.conversation.id, resumed=True, context_tokens=tokens))
 
     def _forced(self, names: list[str]) -> list[ToolSpec] | None:
         """The tools a prompt must call, from their names (checked once the tools are up)."""

@@ -85,6 +85,7 @@ _NEXT_STEP = {
 }
 
 
+COMPACTING = "compacting…"
 # How /tools shows each tool's permission (as `llamachat tools list`, in words).
 _POLICY_WORDS = {
     "allow": ("runs", "green"),
@@ -203,6 +204,8 @@ class LlamachatApp(App[None]):
 
     async def on_events_waiting(self, _: EventsWaiting) -> None:
         # Timer ticks and wake-ups both arrive as messages, so drains never interleave.
+        if not self.query(StatusBar):  # the app is closing: its widgets are gone
+            return
         await self.pump_events()
 
     async def pump_events(self) -> None:
@@ -313,6 +316,8 @@ class LlamachatApp(App[None]):
                 )
             )
             status.set(context_used=event.prompt_tokens)
+            if event.manual:
+                status.set(state="ready")
         elif isinstance(event, TurnStatistics):
             status.set(
                 context_used=event.prompt_tokens + event.generated_tokens,
@@ -330,9 +335,13 @@ class LlamachatApp(App[None]):
                 self.model_failed = event.message
                 status.set(state="model failed", progress=None)
         elif isinstance(event, Notice):
+            if status.info.state == COMPACTING:  # "nothing to compact yet"
+                status.set(state="ready")
             self.notify(event.message, timeout=8)
             await self.transcript.add(NoticeLine(event.message))
-        elif isinstance(event, SessionChanged) and not event.resumed:
+        elif isinstance(event, SessionChanged) and event.resumed:
+            status.set(context_used=event.context_tokens)
+        elif isinstance(event, SessionChanged):
             self.current_reply = None
             await self.transcript.clear()
             self.call_after_refresh(self.garbage.fully)
@@ -498,7 +507,8 @@ class LlamachatApp(App[None]):
 
     def action_compact(self) -> None:
         self.session.compact()
-        self.notify("compacting…")
+        if not self.session.busy:  # after a reply, the compaction waits for it: "generating"
+            self.status.set(state=COMPACTING)
 
     @work
     async def action_pick_model(self) -> None:
@@ -528,7 +538,12 @@ class LlamachatApp(App[None]):
             return
         self.model_ready, self.model_failed = False, ""
         self.status.set(
-            state="stopping the current model", model=spec, progress=None, context_used=0
+            state="stopping the current model",
+            model=spec,
+            progress=None,
+            context_used=0,
+            tokens_per_second=0.0,  # the figures were the old model's
+            time_to_first_token=0.0,
         )
         self._switch_in_background(spec)
         self.current_reply = None
@@ -621,7 +636,8 @@ class LlamachatApp(App[None]):
         self.notify(f"resumed {title!r}")
 
     def get_system_commands(self, screen: Screen[object]):  # type: ignore[no-untyped-def]
-        yield from super().get_system_commands(screen)
+        # Textual's own "Theme" changes the theme without saving it; "Pick theme" saves it.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Theme")
         yield SystemCommand(
             "New session", "Start a new conversation (/new)", self.action_new_session
         )

@@ -472,6 +472,8 @@ class Transcript(VerticalScroll):
         self._show_count()
 
     def _show_count(self) -> None:
+        if not self.query(EarlierEntries):  # the app is closing (a clear queued by a switch)
+            return
         hidden = sum(1 for entry in self.entries if not entry.display)
         self.earlier.display = hidden > 0
         if hidden:
