@@ -23,6 +23,7 @@ SECTIONS = (
 )
 
 
+@pytest.mark.timeout(660)  # a quick run takes 2.5 minutes here, more on a busy machine
 def test_bench_quick_table_and_json_from_one_run(tmp_path: Path) -> None:
     saved = tmp_path / "bench.json"
     result = run_cli("bench", "--quick", "--json-file", str(saved), timeout=600)
