@@ -187,7 +187,19 @@ class Session:
 
     def start(self) -> None:
         """Start the worker thread; commands given before this wait in its queue."""
+        if self.initial is not None:
+            self._say_if_made_on_another_model(self.initial.id)
         self._require().start()
+
+    def _say_if_made_on_another_model(self, session_id: str) -> None:
+        """A resumed session made on another model continues on this one: said, not silent."""
+        if self.store is None or not self.store.exists(session_id):
+            return
+        made_on = self.store.get_session(session_id).model
+        if made_on and made_on != self.model_label:
+            self._deliver(
+                Notice(f"this session was made on {made_on}; it continues on {self.model_label}")
+            )
 
     def _new_worker(self) -> AgentWorker:
         recorder = (
@@ -247,6 +259,7 @@ class Session:
         if self.store is None:
             raise RuntimeError("no history store")
         conversation = self.store.load_conversation(session_id)
+        self._say_if_made_on_another_model(session_id)
         self._require().submit(ResumeSession(conversation))
         return conversation
 
@@ -265,6 +278,10 @@ class Session:
         if old is not None:
             old.stop()
         self.worker.start()
+
+    def recent_prompts(self) -> list[str]:
+        """Prompts sent in earlier sessions, oldest first: Up recalls them after a restart."""
+        return self.store.recent_prompts() if self.store is not None else []
 
     def tool_specs(self) -> list[ToolSpec]:
         return self.tools.specs()

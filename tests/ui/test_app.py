@@ -691,3 +691,40 @@ async def test_status_after_a_resume_a_compaction_and_a_switch(tmp_path: Path) -
         assert app.status.info.state == "ready", "not left saying compacting…"
         app.switch_model("demo")
         assert app.status.info.tokens_per_second == 0, "the old model's speed is not shown"
+
+
+async def test_resuming_a_session_made_on_another_model_says_so(tmp_path: Path) -> None:
+    from tui_agent.agent.conversation import Conversation, Message
+    from tui_agent.store.sessions import SessionStore
+
+    config = make_config(tmp_path)
+    store = SessionStore(Path(config.history.db_path))
+    earlier = Conversation()
+    store.create_session(earlier, "qwen-coder-30b @ gpu-box:8080", "", "an older session")
+    store.add_message(earlier.id, Message("user", "hello"))
+    app = make_app(tmp_path, ScriptedBackend([]), config, store=store)
+    app.session.initial = store.load_conversation(earlier.id)
+    async with app.run_test(size=SIZE) as pilot:
+        said = "this session was made on qwen-coder-30b @ gpu-box:8080; it continues on demo"
+        await wait_until(
+            pilot, lambda: any(said in str(n.render()) for n in app.query(NoticeLine)), what="it"
+        )
+
+
+async def test_up_recalls_prompts_from_earlier_runs(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    first = make_app(tmp_path, ScriptedBackend(["One.", "Two."]), config)
+    async with first.run_test(size=SIZE) as pilot:
+        for text in ("first question", "second question"):
+            await send(pilot, text)
+            await wait_until(pilot, lambda: not first.session.busy and first.model_ready)
+        await wait_until(pilot, lambda: first.completed_prompts == 2, what="both replies")
+    first.session.close()
+    again = make_app(tmp_path, ScriptedBackend([]), config)
+    async with again.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: len(again.prompt.prompt_history) == 2, what="recall")
+        again.prompt.focus()
+        await pilot.press("up")
+        assert again.prompt.text == "second question"
+        await pilot.press("up")
+        assert again.prompt.text == "first question"

@@ -169,6 +169,15 @@ class SessionStore:
             )
         raise SessionNotFoundError(f"{prefix!r} matches several sessions", "type more of the id")
 
+    def recent_prompts(self, limit: int = 200) -> list[str]:
+        """What the user sent most recently, in any session, oldest first (for prompt recall)."""
+        rows = self._read(
+            "SELECT content FROM entries WHERE kind = 'message' AND role = 'user'"
+            " ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [str(row["content"]) for row in reversed(rows)]
+
     def latest_session_id(self) -> str | None:
         rows = self._read("SELECT id FROM sessions ORDER BY updated DESC LIMIT 1")
         return str(rows[0]["id"]) if rows else None

@@ -155,10 +155,17 @@ class LlamachatApp(App[None]):
         if self.session.store is not None:
             for notice in self.session.store.notices:
                 self.notify(notice, severity="warning", timeout=15)
+            self._recall_earlier_prompts()
         else:
             self.status.set(saving=False)
         if self.session.history_problem is not None:
             self._ask_to_chat_unsaved(self.session.history_problem)
+
+    @work(group="recall")
+    async def _recall_earlier_prompts(self) -> None:
+        earlier = await asyncio.to_thread(self.session.recent_prompts)
+        # Prompts sent meanwhile come after the earlier ones.
+        self.prompt.prompt_history[:0] = earlier
 
     @work
     async def _ask_to_chat_unsaved(self, problem: LlamachatError) -> None:
