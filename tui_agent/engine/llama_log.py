@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tui_agent.logfiles import log_dir
+from tui_agent.logfiles import RotatingLog, log_dir
 
 _recent: collections.deque[tuple[int, str]] = collections.deque(maxlen=200)
 _lock = threading.Lock()
@@ -33,7 +33,7 @@ def install_log_router(path: Path | None = None) -> Path:
 
         target = path or log_path()
         target.parent.mkdir(parents=True, exist_ok=True)
-        stream = target.open("a", encoding="utf-8", buffering=1)
+        stream = RotatingLog(target)
 
         @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
         def _route(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_agent.config import McpServerConfig
-from tui_agent.logfiles import log_dir
+from tui_agent.logfiles import log_dir, rotated
 from tui_agent.tools.base import ToolOutcome, ToolSpec
 
 BUILTIN = "builtin"
@@ -263,7 +263,7 @@ class McpHub:
         """A server's stderr goes to its own log file, never onto the screen."""
         directory = self._log_dir or log_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"mcp-{connection.name}.log"
+        path = rotated(directory / f"mcp-{connection.name}.log")
         connection.status.log_path = str(path)
         with path.open("a", encoding="utf-8") as log:
             yield log
