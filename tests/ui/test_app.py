@@ -728,3 +728,25 @@ async def test_up_recalls_prompts_from_earlier_runs(tmp_path: Path) -> None:
         assert again.prompt.text == "second question"
         await pilot.press("up")
         assert again.prompt.text == "first question"
+
+
+async def test_export_asks_where_and_works_from_the_search_box(tmp_path: Path) -> None:
+    from tui_agent.ui.screens.dialogs import AskText
+
+    app = make_app(tmp_path, ScriptedBackend(["In the tower."]))
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "where is the keeper?")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+        session_id = app.session.conversation.id  # type: ignore[union-attr]
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="browser")
+        await pilot.press("ctrl+f", *"keeper")  # the search box has the focus now
+        await pilot.press("ctrl+e")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskText), what="asks where")
+        suggested = tmp_path / "exports" / f"llamachat-{session_id}.md"
+        assert app.screen.query_one("Input").value == str(suggested)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: suggested.exists(), what="the file")
+        assert "where is the keeper?" in suggested.read_text()
+        await wait_until(pilot, lambda: any(str(suggested) in n for n in notifications(app)))
+        assert not (Path.cwd() / f"llamachat-{session_id}.md").exists()

@@ -38,9 +38,11 @@ class HistoryScreen(Screen[str | None]):
     BINDINGS = [
         Binding("escape", "close", "back"),
         Binding("enter", "resume", "resume", priority=True),
-        Binding("ctrl+e", "export", "export"),
+        # Priority: the search box's own Ctrl+E (end of line) and Ctrl+D (delete) would swallow
+        # the keys the footer shows while it has the focus.
+        Binding("ctrl+e", "export", "export", priority=True),
         Binding("ctrl+r", "rename", "rename"),
-        Binding("ctrl+d", "delete", "delete"),
+        Binding("ctrl+d", "delete", "delete", priority=True),
         Binding("ctrl+f", "focus_search", "search"),
     ]
 
@@ -235,10 +237,21 @@ class HistoryScreen(Screen[str | None]):
         session_id = self.selected_id()
         if session_id is None:
             return
-        target = Path.cwd() / f"llamachat-{session_id}.md"
+        # Asked, not guessed: it used to land in whatever folder llamachat was started from.
+        suggested = Path(self.store.path).parent / "exports" / f"llamachat-{session_id}.md"
+        answer = await self.app.push_screen_wait(
+            AskText("Export as Markdown to (Enter writes, Esc cancels):", str(suggested))
+        )
+        if not answer or not answer.strip():
+            return
+        target = Path(answer.strip()).expanduser()
         text = await asyncio.to_thread(export_markdown, self.store, session_id)
-        await asyncio.to_thread(target.write_text, text, encoding="utf-8")
-        self.notify(f"exported to {target}")
+        try:
+            await asyncio.to_thread(_write_file, target, text)
+        except OSError as exc:
+            self.notify(f"could not export to {target}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"exported to {target.resolve()}")
 
     def _reload(self) -> None:
         self._cursor_after_reload = self.query_one(DataTable).cursor_row
@@ -248,3 +261,8 @@ class HistoryScreen(Screen[str | None]):
         else:
             self._clear_list()
             self.load_page()
+
+
+def _write_file(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
