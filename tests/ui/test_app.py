@@ -750,3 +750,17 @@ async def test_export_asks_where_and_works_from_the_search_box(tmp_path: Path) -
         assert "where is the keeper?" in suggested.read_text()
         await wait_until(pilot, lambda: any(str(suggested) in n for n in notifications(app)))
         assert not (Path.cwd() / f"llamachat-{session_id}.md").exists()
+
+
+async def test_an_empty_chat_says_where_to_start(tmp_path: Path) -> None:
+    from tui_agent.ui.widgets.transcript import Welcome
+
+    app = make_app(tmp_path, ScriptedBackend(["Hi."]))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.query(Welcome)), what="the welcome")
+        assert "F1" in str(app.query_one(Welcome).render())
+        await send(pilot, "hello")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+        assert not app.query(Welcome), "the conversation takes its place"
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: bool(app.query(Welcome)), what="welcome again")

@@ -149,6 +149,8 @@ class LlamachatApp(App[None]):
         self.call_after_refresh(self._first_frame_painted)
         if self.session.initial is not None and self.session.store is not None:
             self.call_after_refresh(self._render_history, self.session.initial.id)
+        else:
+            self.call_after_refresh(self._welcome)
         self.session.wake = self._wake
         self.set_interval(PUMP_SECONDS, self._wake)
         self.prompt.focus()
@@ -350,7 +352,7 @@ class LlamachatApp(App[None]):
             status.set(context_used=event.context_tokens)
         elif isinstance(event, SessionChanged):
             self.current_reply = None
-            await self.transcript.clear()
+            await self._fresh_transcript()
             self.call_after_refresh(self.garbage.fully)
             status.set(context_used=0)
 
@@ -554,7 +556,7 @@ class LlamachatApp(App[None]):
         )
         self._switch_in_background(spec)
         self.current_reply = None
-        self.call_later(self.transcript.clear)
+        self.call_later(self._fresh_transcript)
 
     @work(thread=True, exclusive=True, group="switch-model")
     def _switch_in_background(self, spec: str) -> None:
@@ -622,6 +624,20 @@ class LlamachatApp(App[None]):
                 self.session.cancel()
             await asyncio.to_thread(self.session.resume, session_id)
             await self._render_history(session_id)
+
+    async def _fresh_transcript(self) -> None:
+        if not self.query(StatusBar):  # the app is closing
+            return
+        await self.transcript.clear()
+        await self._welcome()
+
+    async def _welcome(self) -> None:
+        """An empty chat says what it is and where to start (a prompt typed at once is not
+        cleared away for it)."""
+        await self.transcript.welcome(
+            f"llamachat on {self.session.model_label}. Type a message and press Enter;"
+            " / lists the commands, F1 the keys, Ctrl+R your earlier sessions."
+        )
 
     async def _render_history(self, session_id: str) -> None:
         """Restore a saved session's transcript, tool panels included."""

@@ -408,6 +408,15 @@ class NoticeLine(Static):
         self.add_class(kind)
 
 
+class Welcome(Static):
+    """What an empty chat says: what it is and where to start."""
+
+    DEFAULT_CLASSES = "notice welcome"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Text(text), markup=False)
+
+
 class EarlierEntries(Static, can_focus=True):
     """The top line of a long transcript: how many older entries are hidden, and how to show them."""
 
@@ -446,18 +455,24 @@ class Transcript(VerticalScroll):
 
     @property
     def entries(self) -> list[Widget]:
-        return [child for child in self.children if not isinstance(child, EarlierEntries)]
+        return [child for child in self.children if not isinstance(child, EarlierEntries | Welcome)]
+
+    async def welcome(self, text: str) -> None:
+        """A line for an empty transcript; the first entry takes its place."""
+        if not self.entries and not self.query(Welcome):
+            await self.mount(Welcome(text))
 
     async def add(self, *widgets: Widget) -> None:
         """Add entries; a new prompt also hides entries beyond the window (the user is at the
         bottom then, so nothing they are reading disappears)."""
+        await self.query(Welcome).remove()
         await self.mount(*widgets)
         await self._prune()
         if any(isinstance(widget, UserMessage) for widget in widgets):
             self._window()
 
     async def clear(self) -> None:
-        await self.remove_children(self.entries)
+        await self.remove_children([*self.entries, *self.query(Welcome)])
         self._show_count()
 
     def show_earlier(self) -> None:
