@@ -764,3 +764,18 @@ async def test_an_empty_chat_says_where_to_start(tmp_path: Path) -> None:
         assert not app.query(Welcome), "the conversation takes its place"
         await pilot.press("ctrl+n")
         await wait_until(pilot, lambda: bool(app.query(Welcome)), what="welcome again")
+
+
+async def test_a_tool_panel_shows_the_wait_for_the_user_apart(tmp_path: Path) -> None:
+    backend = ScriptedBackend([call("write_file", path="out.txt", content="x\n"), "Done."])
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "write the file")
+        await wait_until(pilot, lambda: isinstance(app.screen, PermissionScreen), what="prompt")
+        await pilot.pause(GRACE_SECONDS + 0.8)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="done")
+        header = str(app.query_one(ToolPanel).header.render())
+        run, waited = header.split(" · ")[2:4]
+        assert waited.startswith("waited for you ") and float(waited.split()[3]) >= 1.0
+        assert float(run.split()[0]) < 1.0, "the run time leaves out the wait"

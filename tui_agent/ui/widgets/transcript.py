@@ -312,6 +312,9 @@ class ToolPanel(Vertical):
         self.arguments = arguments
         self.started = clock()
         self.finished_after: float | None = None
+        # Time spent on the user's answer is not the tool's: shown apart.
+        self.waited = 0.0
+        self._waiting_since: float | None = None
         self.status = "running"
         self.header = Static(self._header_text(), classes="tool-header")
         self.body = Vertical(classes="tool-body")
@@ -332,7 +335,9 @@ class ToolPanel(Vertical):
         self.header.update(self._header_text(), layout=False)
 
     def _header_text(self) -> Text:
-        elapsed = self.finished_after if self.finished_after is not None else clock() - self.started
+        total = self.finished_after if self.finished_after is not None else clock() - self.started
+        waiting = clock() - self._waiting_since if self._waiting_since is not None else 0.0
+        elapsed = max(total - self.waited - waiting, 0.0)
         icon = {
             "running": _SPINNER[int(elapsed * 10) % len(_SPINNER)],
             "ok": "✓",
@@ -347,17 +352,31 @@ class ToolPanel(Vertical):
             "denied": "denied",
             "waiting": "waiting for your answer",
         }[self.status]
-        timing = "" if self.restored is not None else f" · {elapsed:.1f} s"
+        if self.restored is not None:
+            timing = ""
+        elif self.status == "waiting":
+            timing = f" · {waiting:.1f} s"
+        else:
+            waited = self.waited + waiting
+            timing = f" · {elapsed:.1f} s" + (f" · waited for you {waited:.1f} s" if waited else "")
         return Text.assemble((f"{icon} {self.tool_name}", "bold"), f" · {label}{timing}")
 
     def waiting(self) -> None:
         self.status = "waiting"
+        self._waiting_since = clock()
         self._tick()
 
+    def _stop_waiting(self) -> None:
+        if self._waiting_since is not None:
+            self.waited += clock() - self._waiting_since
+            self._waiting_since = None
+
     def resume_running(self) -> None:
+        self._stop_waiting()
         self.status = "running"
 
     def set_result(self, success: bool, output: str, denied: bool = False) -> None:
+        self._stop_waiting()
         self.finished_after = clock() - self.started
         self.status = "denied" if denied else "ok" if success else "failed"
         self.remove_class("running")
