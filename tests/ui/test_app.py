@@ -779,3 +779,23 @@ async def test_a_tool_panel_shows_the_wait_for_the_user_apart(tmp_path: Path) ->
         run, waited = header.split(" · ")[2:4]
         assert waited.startswith("waited for you ") and float(waited.split()[3]) >= 1.0
         assert float(run.split()[0]) < 1.0, "the run time leaves out the wait"
+
+
+async def test_after_a_click_opens_a_tool_output_typing_goes_to_the_prompt(tmp_path: Path) -> None:
+    from textual.widgets._collapsible import CollapsibleTitle
+
+    from tui_agent.ui.widgets.prompt_input import PromptInput
+
+    config = make_config(tmp_path)
+    workspace = Path(config.tools.workspace_root)
+    (workspace / "long.txt").write_text("".join(f"line {n}\n" for n in range(40)))
+    app = make_app(tmp_path, ScriptedBackend([call("read_file", path="long.txt"), "Read."]), config)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "read it")
+        await wait_until(pilot, lambda: app.completed_prompts == 1, what="the reply")
+        panel = app.query_one(ToolPanel)
+        await pilot.click(panel.query_one(CollapsibleTitle))
+        await wait_until(pilot, lambda: not panel.query_one(Collapsible).collapsed, what="open")
+        await wait_until(pilot, lambda: isinstance(app.focused, PromptInput), what="the focus")
+        await pilot.press(*"next")
+        assert app.prompt.text == "next" and not panel.query_one(Collapsible).collapsed

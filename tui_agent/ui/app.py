@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Collapsible, Footer, Static
 
 from tui_agent.config import Config, save_settings
 from tui_agent.errors import LlamachatError
@@ -439,6 +439,14 @@ class LlamachatApp(App[None]):
         if not self.model_ready:
             self.notify("the model is still loading; your message runs as soon as it is ready")
         self.session.send(event.text)
+
+    @on(Collapsible.Expanded)
+    @on(Collapsible.Collapsed)
+    def _back_to_the_prompt(self) -> None:
+        """A click on a panel's title focuses that title: typing then went nowhere and Enter
+        folded the panel again. The prompt gets the focus back once the panel has opened."""
+        if self.screen is self.default_screen:
+            self.call_after_refresh(self.prompt.focus)
 
     @on(PromptInput.Changed)
     def _show_completions(self, event: PromptInput.Changed) -> None:
