@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -19,6 +20,9 @@ class StatusInfo:
     tokens_per_second: float = 0.0
     time_to_first_token: float = 0.0
     progress: float | None = None
+    # When the current progress began (monotonic): a load reads the model's header and
+    # vocabulary before its first figure, seconds at 0% that must not look stuck.
+    progress_since: float | None = None
     saving: bool = True  # False: this chat is not saved to the history
     remote: bool = False  # the model runs on a server, not in this process
 
@@ -34,6 +38,12 @@ class StatusBar(Static):
         self.refresh_status()
 
     def set(self, **changes: object) -> None:
+        if "progress" in changes:
+            started = changes["progress"] is not None and self.info.progress is None
+            if changes["progress"] is None:
+                self.info.progress_since = None
+            elif started or changes.get("state", self.info.state) != self.info.state:
+                self.info.progress_since = time.monotonic()
         for key, value in changes.items():
             setattr(self.info, key, value)
         self.refresh_status()
@@ -49,6 +59,8 @@ class StatusBar(Static):
     def render_text(self) -> Text:
         info = self.info
         state = info.state if info.progress is None else f"{info.state} {info.progress:.0%}"
+        if info.progress is not None and info.progress_since is not None:
+            state += f" · {time.monotonic() - info.progress_since:.0f} s"
         if info.state == "downloading":
             state += " (Esc stops)"
         style = {
