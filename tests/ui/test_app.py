@@ -801,3 +801,18 @@ async def test_after_a_click_opens_a_tool_output_typing_goes_to_the_prompt(tmp_p
         await wait_until(pilot, lambda: isinstance(app.focused, PromptInput), what="the focus")
         await pilot.press(*"next")
         assert app.prompt.text == "next" and not panel.query_one(Collapsible).collapsed
+
+
+async def test_continuing_a_session_shows_its_context_size(tmp_path: Path) -> None:
+    from tui_agent.agent.conversation import Conversation, Message
+    from tui_agent.store.sessions import SessionStore
+
+    config = make_config(tmp_path)
+    store = SessionStore(Path(config.history.db_path))
+    earlier = Conversation()
+    store.create_session(earlier, "demo", "", "an older session")
+    store.add_message(earlier.id, Message("user", "where is the keeper? " * 20))
+    app = make_app(tmp_path, ScriptedBackend([]), config, store=store)
+    app.session.initial = store.load_conversation(earlier.id)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.status.info.context_used > 0, what="ctx of -c")

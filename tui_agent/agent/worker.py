@@ -194,6 +194,8 @@ class AgentWorker:
         finally:
             self.ready.set()
         self._track_session()
+        if self.conversation.messages:  # started on a saved session (--continue, --resume)
+            self._resumed()
         while (command := self._commands.get()) is not None:
             self._control.cancel.clear()
             self.busy.set()
@@ -240,11 +242,7 @@ class AgentWorker:
         elif isinstance(command, ResumeSession):
             self.conversation = command.conversation
             self._track_session()
-            try:
-                tokens = context_tokens(self.backend, self.conversation, self.tools, self.config)
-            except LlamachatError:  # a template that fails says so on the next turn
-                tokens = 0
-            self._emit(SessionChanged(self.conversation.id, resumed=True, context_tokens=tokens))
+            self._resumed()
 
     def _forced(self, names: list[str]) -> list[ToolSpec] | None:
         """The tools a prompt must call, from their names (checked once the tools are up)."""
@@ -280,6 +278,15 @@ class AgentWorker:
         if pending.decision is None:
             return PermissionDecision(False, "cancelled", "the prompt was cancelled")
         return pending.decision
+
+    def _resumed(self) -> None:
+        """Say which saved conversation runs now, and how much of the context it fills."""
+        assert self.backend is not None
+        try:
+            tokens = context_tokens(self.backend, self.conversation, self.tools, self.config)
+        except LlamachatError:  # a template that fails says so on the next turn
+            tokens = 0
+        self._emit(SessionChanged(self.conversation.id, resumed=True, context_tokens=tokens))
 
     def _new_conversation(self, system_prompt: str | None) -> Conversation:
         return Conversation(system_prompt=system_prompt) if system_prompt else Conversation()
