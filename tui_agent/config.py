@@ -54,6 +54,14 @@ class ModelConfig:
     n_batch: int = _opt(512, "Prompt-processing batch size in tokens.", lo=1, hi=65_536)
     flash_attn: bool = _opt(True, "Use flash attention (faster, less memory for the context).")
     n_gpu_layers: int = _opt(0, "Layers to offload to a GPU; -1 offloads all.", lo=-1, hi=100_000)
+    state_cache_mb: int = _opt(
+        512,
+        "Memory for saved model states (0 = off): a conversation you come back to (/new then"
+        " back, a resume from the history) continues from its saved state instead of being"
+        " read again from its start.",
+        lo=0,
+        hi=1_048_576,
+    )
     chat_template: str = _opt(
         "",
         "A Jinja chat template to use instead of the model's own: its text, or a file holding"

@@ -44,6 +44,9 @@ class TurnStats:
     time_to_first_token: float = 0.0
     generation_seconds: float = 0.0
     finish_reason: str = "stop"
+    # Of the cached tokens, those a saved state put back (engine/state_cache.py), and how long.
+    restored_tokens: int = 0
+    restore_seconds: float = 0.0
 
     @property
     def evaluated_tokens(self) -> int:
@@ -105,9 +108,15 @@ def _stream(
     keep_special: frozenset[str],
 ) -> Generator[str, None, TurnStats]:
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+    restored = None
+    if model.state_cache is not None:
+        model.state_cache.keep_before_replacing(llama, tokens)
+        restored = model.state_cache.restore_best(llama, tokens)
     cached = llama.longest_token_prefix(llama._input_ids[: llama.n_tokens], tokens)
     # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.
     stats = TurnStats(prompt_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1))
+    if restored is not None:
+        stats.restored_tokens, stats.restore_seconds = restored.tokens, restored.seconds
     llama.n_batch = max(1, min(sampling.n_batch, model.settings.n_batch))
     llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randint(0, 2**32 - 1))
     pieces = _Pieces(llama, keep_special, model.end_token_ids)

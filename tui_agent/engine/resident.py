@@ -20,6 +20,7 @@ from typing import Any
 from tui_agent.config import ModelConfig
 from tui_agent.engine.fallback_templates import FallbackTemplate, fallback_template
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
+from tui_agent.engine.state_cache import StateCache
 from tui_agent.engine.template_source import template_from_config
 from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
 from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, Notice, ignore_event
@@ -37,13 +38,20 @@ class LoadSettings:
     n_batch: int
     flash_attn: bool
     n_gpu_layers: int
+    state_cache_mb: int = 0
 
     @classmethod
     def from_config(cls, path: Path, config: ModelConfig) -> LoadSettings:
         # Pass the thread count explicitly: llama.cpp's default is half the cores.
         threads = config.n_threads or os.cpu_count() or 1
         return cls(
-            path, config.n_ctx, threads, config.n_batch, config.flash_attn, config.n_gpu_layers
+            path,
+            config.n_ctx,
+            threads,
+            config.n_batch,
+            config.flash_attn,
+            config.n_gpu_layers,
+            config.state_cache_mb,
         )
 
 
@@ -94,6 +102,8 @@ class ResidentModel:
         self._users = 0
         self._in_use = threading.Condition()
         self._abort = AbortFlag(llama)
+        budget = settings.state_cache_mb * 1024 * 1024
+        self.state_cache: StateCache | None = StateCache(budget) if budget else None
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[Any]:

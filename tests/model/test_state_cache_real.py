@@ -1,0 +1,53 @@
+"""Saved states on the real demo model: going back to a conversation restores its state instead
+of reading it again, and the greedy reply is the one a full re-read gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tui_agent.agent.backend import LlamaBackend
+from tui_agent.agent.conversation import Conversation, Message
+from tui_agent.bench.engine_bench import cold, history_conversation
+from tui_agent.config import ModelConfig
+from tui_agent.engine import resident
+from tui_agent.engine.generation import GREEDY, collect, stream_completion
+
+pytestmark = pytest.mark.model
+
+
+def prompt_of(backend: LlamaBackend, conversation: Conversation, question: str) -> str:
+    conversation.append(Message("user", question))
+    return backend.render(conversation.for_template([], "tagged"), [])
+
+
+@pytest.mark.parametrize("history_tokens", [1000, 3000])
+def test_going_back_restores_the_state_and_the_reply_is_the_same(
+    demo_gguf: Path, history_tokens: int
+) -> None:
+    model = resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=4096, n_threads=2))
+    assert model.state_cache is not None
+    backend = LlamaBackend(model)
+    sea = prompt_of(backend, history_conversation(history_tokens, backend), "And one more?")
+    other = prompt_of(backend, Conversation(system_prompt="You are terse."), "Say hi.")
+    sampling = replace(GREEDY, max_tokens=40)
+
+    cold(model)
+    model.state_cache.clear()  # the model is shared by the tests: start with nothing saved
+    read_in_full, first = collect(stream_completion(model, sea, sampling))
+    assert first.cached_tokens == 0 and first.restored_tokens == 0
+    collect(stream_completion(model, other, sampling))  # another session takes the cache
+    assert len(model.state_cache) >= 1
+    restored, again = collect(stream_completion(model, sea, sampling))
+    assert again.restored_tokens >= first.prompt_tokens - 1, "the state came back"
+    assert again.cached_tokens >= first.prompt_tokens - 1 and again.restore_seconds < 2
+    assert restored == read_in_full, "greedy text after a restore = after reading it all"
+
+
+def test_a_budget_of_zero_saves_nothing(demo_gguf: Path) -> None:
+    model = resident.get_resident_model(
+        demo_gguf, ModelConfig(n_ctx=2048, n_threads=2, state_cache_mb=0)
+    )
+    assert model.state_cache is None
