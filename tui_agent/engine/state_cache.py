@@ -93,18 +93,24 @@ class StateCache:
             shared = common_prefix(best.tokens, prompt) if best is not None else 0
             if best is None or shared < live + MIN_TOKENS:
                 return None
+            # A recurrent model's state cannot be cut back to a shorter start.
+            recurrent = getattr(llama, "_is_recurrent", False) or getattr(
+                llama, "_is_hybrid", False
+            )
+            if recurrent and shared < len(best.tokens):
+                return None
             self._states.move_to_end(best.tokens)
         import llama_cpp
 
         started = time.perf_counter()
         memory = llama_cpp.llama_get_memory(llama.ctx)
         llama_cpp.llama_memory_seq_rm(memory, -1, 0, -1)
-        if not llama_cpp.llama_state_seq_set_data(llama.ctx, best.data, best.size, 0):
+        restored = llama_cpp.llama_state_seq_set_data(llama.ctx, best.data, best.size, 0)
+        # Only the shared start is kept; llama-cpp-python must know what the cache holds.
+        if not restored or not llama_cpp.llama_memory_seq_rm(memory, 0, shared, -1):
             llama.reset()  # nothing usable is left in the cache: the prompt is read in full
             llama_cpp.llama_memory_clear(memory, True)
             return None
-        # Only the shared start is kept; llama-cpp-python must know what the cache holds.
-        llama_cpp.llama_memory_seq_rm(memory, 0, shared, -1)
         llama.input_ids[:shared] = prompt[:shared]
         llama.n_tokens = shared
         llama._requires_eval = True
