@@ -139,6 +139,9 @@ class TurnStatistics:
     time_to_first_token: float
     tokens_per_second: float
     seconds: float
+    # Of the cached tokens, those a saved state put back (going back to a session), and how long.
+    restored_tokens: int = 0
+    restore_seconds: float = 0.0
 
     @property
     def evaluated_tokens(self) -> int:

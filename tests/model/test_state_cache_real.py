@@ -51,3 +51,25 @@ def test_a_budget_of_zero_saves_nothing(demo_gguf: Path) -> None:
         demo_gguf, ModelConfig(n_ctx=2048, n_threads=2, state_cache_mb=0)
     )
     assert model.state_cache is None
+
+
+def test_the_agent_reports_the_restore(demo_gguf: Path) -> None:
+    from tui_agent.agent.loop import run_agent_loop
+    from tui_agent.config import AgentConfig
+    from tui_agent.events import TurnStatistics
+    from tui_agent.tools.base import NoTools
+
+    model = resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=4096, n_threads=2))
+    backend = LlamaBackend(model)
+    config = AgentConfig(temperature=0.0, max_tokens_per_completion=8, max_iterations=1)
+    sea, other = history_conversation(800, backend), Conversation()
+
+    def turn(conversation: Conversation, text: str) -> TurnStatistics:
+        events: list[object] = []
+        run_agent_loop(backend, conversation, text, NoTools(), config, events.append)
+        return next(e for e in events if isinstance(e, TurnStatistics))
+
+    turn(sea, "And one more?")
+    turn(other, "Say hi.")
+    back = turn(sea, "Back to the sea?")
+    assert back.restored_tokens > 700 and back.restore_seconds > 0

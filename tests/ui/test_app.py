@@ -816,3 +816,14 @@ async def test_continuing_a_session_shows_its_context_size(tmp_path: Path) -> No
     app.session.initial = store.load_conversation(earlier.id)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.status.info.context_used > 0, what="ctx of -c")
+
+
+async def test_a_restored_context_is_said(tmp_path: Path) -> None:
+    from tui_agent.events import TurnStatistics
+
+    app = make_app(tmp_path, ScriptedBackend([]))
+    async with app.run_test(size=SIZE) as pilot:
+        app.session.events.put(TurnStatistics(1, 1600, 1599, 10, 0.2, 30.0, 0.5, 1532, 0.12))
+        await app.pump_events()
+        await pilot.pause()
+        assert "context restored (1,532 tokens) in 0.12 s" in notifications(app)

@@ -256,6 +256,8 @@ class _Run:
                 stats.time_to_first_token,
                 stats.tokens_per_second,
                 stats.generation_seconds,
+                stats.restored_tokens,
+                stats.restore_seconds,
             )
         )
         if stats.finish_reason == "cancelled" or self.control.cancelled():

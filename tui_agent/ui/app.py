@@ -328,6 +328,12 @@ class LlamachatApp(App[None]):
             if event.manual:
                 status.set(state="ready")
         elif isinstance(event, TurnStatistics):
+            if event.restored_tokens:
+                self.notify(
+                    f"context restored ({event.restored_tokens:,} tokens)"
+                    f" in {event.restore_seconds:.2f} s",
+                    timeout=4,
+                )
             status.set(
                 context_used=event.prompt_tokens + event.generated_tokens,
                 tokens_per_second=event.tokens_per_second,
