@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import free_port, run_cli
-from tui_agent.config import Config, ModelConfig
+from tui_agent.config import AgentConfig, Config, ModelConfig
 from tui_agent.events import Completed, Error, Event, TextDelta
 from tui_agent.session import Session
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.setup import build_tools
+
+BOUNDED = AgentConfig(temperature=0.0, max_tokens_per_completion=128, max_iterations=2)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +76,9 @@ def test_headless_on_a_real_server_streams_and_saves(
 
 @pytest.mark.model
 def test_cancel_closes_the_stream_and_the_session_goes_on(llama_server: str) -> None:
-    session = Session.from_config(Config(model=ModelConfig(source=llama_server)), None, None,
-                                  lambda: build_tools(Config()))  # fmt: skip
+    # Greedy and short: a sampled reply (and the calls it may make) could run past the wait.
+    config = Config(model=ModelConfig(source=llama_server), agent=BOUNDED)
+    session = Session.from_config(config, None, None, lambda: build_tools(config))
     session.start()
     try:
         session.send("Write a long story about the sea, in many chapters.")

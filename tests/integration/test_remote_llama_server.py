@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.test_remote_engine import until
+from tests.integration.test_remote_engine import BOUNDED, until
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.remote_backend import RemoteCompletionsBackend, remote_backend
@@ -115,8 +115,9 @@ def test_the_chat_wire_mode_on_llama_server(cpp_server: str, tmp_path: Path) -> 
 
 
 def test_cancel_on_the_completions_wire_closes_the_stream(cpp_server: str) -> None:
-    session = Session.from_config(Config(model=ModelConfig(source=cpp_server)), None, None,
-                                  lambda: build_tools(Config()))  # fmt: skip
+    # Greedy and short: a sampled reply (and the calls it may make) could run past the wait.
+    config = Config(model=ModelConfig(source=cpp_server), agent=BOUNDED)
+    session = Session.from_config(config, None, None, lambda: build_tools(config))
     session.start()
     try:
         session.send("Write a long story about the sea, in many chapters.")
