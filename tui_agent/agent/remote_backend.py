@@ -92,11 +92,17 @@ class RemoteCompletionsBackend(TemplateBackend):
         self.server = server
         self.info = info
         self.wire = "completions API"
+        self._counted: tuple[str, int] = ("", 0)
         super().__init__(_display_name(server, info), info.n_ctx or n_ctx, renderer, tool_format)
 
     def count_tokens(self, text: str) -> int:
+        # The loop counts a prompt to fit it, then completes it: one request, not two.
+        if self._counted[0] == text:
+            return self._counted[1]
         counted = self.server.count_tokens(self.info, text) if self.info.tokenizer else None
-        return counted if counted is not None else int(len(text) / _CHARS_PER_TOKEN) + 1
+        count = counted if counted is not None else int(len(text) / _CHARS_PER_TOKEN) + 1
+        self._counted = (text, count)
+        return count
 
     def interrupt(self) -> None:
         self.server.interrupt()

@@ -221,13 +221,9 @@ class RemoteServer:
             (f"{self._root}/tokenize", {"content": "", "add_special": True}),
             (f"{self._root}/extras/tokenize", {"input": "", "model": model}),
         ):
-            status, answer = self._json(path, body)
-            if (
-                status == 200
-                and isinstance(answer, dict)
-                and isinstance(answer.get("tokens"), list)
-            ):
-                return path, bool(answer["tokens"])
+            tokens = _tokens(*self._json(path, body))
+            if tokens is not None:
+                return path, bool(tokens)
         return "", False
 
     def count_tokens(self, info: RemoteInfo, text: str) -> int | None:
@@ -237,12 +233,10 @@ class RemoteServer:
         else:
             body = {"content": text, "add_special": True}
         try:
-            status, answer = self._json(info.tokenizer, body)
+            tokens = _tokens(*self._json(info.tokenizer, body))
         except RemoteError:
             return None
-        if status == 200 and isinstance(answer, dict) and isinstance(answer.get("tokens"), list):
-            return len(answer["tokens"])
-        return None
+        return len(tokens) if tokens is not None else None
 
     def _pick(self, served: list[str]) -> str:
         wanted = self.settings.model
@@ -337,6 +331,13 @@ def _served_template(props: dict[str, Any] | None) -> TemplateSource | None:
         str(props.get("eos_token") or ""),
         "the server's (/props)",
     )
+
+
+def _tokens(status: int, answer: Any) -> list[Any] | None:
+    """The token list a tokenize endpoint answered with, or None."""
+    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("tokens"), list):
+        return list(answer["tokens"])
+    return None
 
 
 def _served_models(listing: Any) -> list[str] | None:
