@@ -35,7 +35,7 @@ from tui_agent.agent.worker import (
     SendPrompt,
 )
 from tui_agent.config import Config
-from tui_agent.engine.remote import RemoteServer, RemoteSettings
+from tui_agent.engine.remote import RemoteServer
 from tui_agent.engine.remote import is_remote as is_remote
 from tui_agent.engine.resident import current_rss as current_rss
 from tui_agent.engine.resident import get_resident_model
@@ -86,16 +86,7 @@ def llama_backend_loader(config: Config, model_spec: str | None) -> BackendFacto
 def _remote_backend_loader(config: Config, url: str) -> BackendFactory:
     def load(sink: EventSink) -> ModelBackend:
         settings = config.model
-        server = RemoteServer(
-            RemoteSettings(
-                url,
-                settings.api_key_env,
-                settings.remote_model,
-                dict(settings.headers),
-                settings.connect_timeout_sec,
-                settings.read_timeout_sec,
-            )
-        )
+        server = RemoteServer.from_config(url, settings)
         started = time.perf_counter()
         info = server.check(sink, url)
         backend = remote_backend(server, info, settings)

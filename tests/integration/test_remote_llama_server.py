@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.test_remote_engine import BOUNDED, until
+from tests.integration.test_remote_engine import cancel_then_carry_on
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.remote_backend import RemoteCompletionsBackend, remote_backend
-from tui_agent.config import Config, ModelConfig
+from tui_agent.config import ModelConfig
 from tui_agent.engine import resident
 from tui_agent.engine.remote import RemoteServer, RemoteSettings
-from tui_agent.events import Completed, TextDelta, ignore_event
-from tui_agent.session import Session
+from tui_agent.events import ignore_event
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.base import ToolSpec
-from tui_agent.tools.setup import build_tools
 
 pytestmark = pytest.mark.model
 
@@ -115,22 +112,7 @@ def test_the_chat_wire_mode_on_llama_server(cpp_server: str, tmp_path: Path) -> 
 
 
 def test_cancel_on_the_completions_wire_closes_the_stream(cpp_server: str) -> None:
-    # Greedy and short: a sampled reply (and the calls it may make) could run past the wait.
-    config = Config(model=ModelConfig(source=cpp_server), agent=BOUNDED)
-    session = Session.from_config(config, None, None, lambda: build_tools(config))
-    session.start()
-    try:
-        session.send("Write a long story about the sea, in many chapters.")
-        until(session, lambda e: isinstance(e, TextDelta))
-        started = time.monotonic()
-        session.cancel()
-        events = until(session, lambda e: isinstance(e, Completed))
-        assert time.monotonic() - started < 1.0 and events[-1].reason == "cancelled"  # type: ignore[attr-defined]
-        session.send("Say hi.")
-        events = until(session, lambda e: isinstance(e, Completed))
-        assert events[-1].reason == "done"  # type: ignore[attr-defined]
-    finally:
-        session.close()
+    cancel_then_carry_on(cpp_server)
 
 
 def test_a_session_moves_from_in_process_to_the_server_and_back(

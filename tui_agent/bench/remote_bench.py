@@ -32,7 +32,7 @@ from tui_agent.bench.engine_bench import (
 )
 from tui_agent.bench.figures import Figure, spread
 from tui_agent.config import Config, ModelConfig
-from tui_agent.engine.remote import RemoteServer, RemoteSettings
+from tui_agent.engine.remote import RemoteServer
 from tui_agent.engine.resident import ResidentModel
 from tui_agent.events import ignore_event
 
@@ -40,18 +40,8 @@ RemoteBackend = RemoteChatBackend | RemoteCompletionsBackend
 
 
 def connect(config: Config, url: str) -> RemoteBackend:
-    settings = config.model
-    server = RemoteServer(
-        RemoteSettings(
-            url,
-            settings.api_key_env,
-            settings.remote_model,
-            dict(settings.headers),
-            settings.connect_timeout_sec,
-            settings.read_timeout_sec,
-        )
-    )
-    return remote_backend(server, server.check(ignore_event, url), settings)
+    server = RemoteServer.from_config(url, config.model)
+    return remote_backend(server, server.check(ignore_event, url), config.model)
 
 
 def _server_stream(backend: RemoteBackend, prompt: str, tokens: int) -> float:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from tui_agent.config import ModelConfig
 from tui_agent.engine.template_source import TemplateSource
 from tui_agent.errors import ErrorKind, ModelError
 from tui_agent.events import EventSink, ModelLoadProgress
@@ -70,6 +71,20 @@ class RemoteInfo:
 
 
 class RemoteServer:
+    @classmethod
+    def from_config(cls, url: str, model: ModelConfig) -> RemoteServer:
+        """The server at ``url`` as the ``[model]`` section reaches it."""
+        return cls(
+            RemoteSettings(
+                url,
+                model.api_key_env,
+                model.remote_model,
+                dict(model.headers),
+                model.connect_timeout_sec,
+                model.read_timeout_sec,
+            )
+        )
+
     def __init__(self, settings: RemoteSettings) -> None:
         self.settings = settings
         parts = urlsplit(settings.url.rstrip("/"))

@@ -37,12 +37,9 @@ class Restored:
 
 
 def common_prefix(a: Any, b: Any) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+    from llama_cpp import Llama
+
+    return int(Llama.longest_token_prefix(a, b))
 
 
 class StateCache:
