@@ -181,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_tools.set_defaults(handler=_lazy("tui_agent.commands.eval_cmd", "eval_tools"))
 
+    cache = commands.add_parser(
+        "cache", help="model states saved on disk for instant resume: how much, free them"
+    )
+    cache_commands = cache.add_subparsers(title="cache commands", metavar="ACTION", required=True)
+    cache_info = cache_commands.add_parser("info", help="where, how many, how big, per model")
+    _add_common(cache_info)
+    cache_info.add_argument("--json", action="store_true", help="machine-readable output")
+    cache_info.set_defaults(handler=_lazy("tui_agent.commands.cache_cmd", "cache_info"))
+    cache_clear = cache_commands.add_parser("clear", help="remove every saved model state")
+    _add_common(cache_clear)
+    cache_clear.set_defaults(handler=_lazy("tui_agent.commands.cache_cmd", "cache_clear"))
+
     mcp = commands.add_parser(
         "mcp", help="MCP servers: list them, import a Claude Desktop / .mcp.json file"
     )

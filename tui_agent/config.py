@@ -62,6 +62,15 @@ class ModelConfig:
         lo=0,
         hi=1_048_576,
     )
+    state_disk_mb: int = _opt(
+        2048,
+        "Disk space for saved model states (0 = off), under the cache dir: a session resumed"
+        " in a later run (-c, --resume, the history) and every new session's shared start"
+        " (system prompt and tools) continue from a saved state; least recently used go first."
+        " `llamachat cache info|clear` shows and frees it.",
+        lo=0,
+        hi=1_048_576,
+    )
     chat_template: str = _opt(
         "",
         "A Jinja chat template to use instead of the model's own: its text, or a file holding"

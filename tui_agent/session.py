@@ -39,6 +39,7 @@ from tui_agent.engine.remote import RemoteServer
 from tui_agent.engine.remote import is_remote as is_remote
 from tui_agent.engine.resident import current_rss as current_rss
 from tui_agent.engine.resident import get_resident_model
+from tui_agent.engine.state_files import remove_states
 from tui_agent.errors import LlamachatError
 from tui_agent.events import (
     Event,
@@ -302,3 +303,10 @@ class Session:
         if self.worker is None:
             self.worker = self._new_worker()
         return self.worker
+
+
+def delete_saved_session(store: SessionStore, session_id: str) -> None:
+    """Delete a session from the history, and the model states saved for it: they hold its
+    conversation too."""
+    store.delete_session(session_id)
+    remove_states(session_id)

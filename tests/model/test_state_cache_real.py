@@ -46,13 +46,6 @@ def test_going_back_restores_the_state_and_the_reply_is_the_same(
     assert restored == read_in_full, "greedy text after a restore = after reading it all"
 
 
-def test_a_budget_of_zero_saves_nothing(demo_gguf: Path) -> None:
-    model = resident.get_resident_model(
-        demo_gguf, ModelConfig(n_ctx=2048, n_threads=2, state_cache_mb=0)
-    )
-    assert model.state_cache is None
-
-
 def test_the_agent_reports_the_restore(demo_gguf: Path) -> None:
     from tui_agent.agent.loop import run_agent_loop
     from tui_agent.config import AgentConfig

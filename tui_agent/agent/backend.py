@@ -159,9 +159,30 @@ class LlamaBackend(TemplateBackend):
         tool_format: str = "auto",
     ) -> None:
         self.model = model
+        # The session whose prompts run now: the model states saved for it carry its id.
+        self.session = ""
         super().__init__(
             model.name, model.settings.n_ctx, renderer or renderer_for(model), tool_format
         )
+
+    def keep_state(self) -> None:
+        """Save the model's state now (the worker calls this when it goes idle after a turn,
+        so that coming back to the session later costs a restore, not a re-read)."""
+        cache = self.model.state_cache
+        if cache is not None:
+            with self.model.in_use() as llama:
+                cache.keep(llama)
+
+    def finish_saving(self) -> None:
+        """Wait for the states being written to disk (before the process ends)."""
+        cache = self.model.state_cache
+        if cache is not None and cache.shelf is not None:
+            cache.shelf.flush()
+
+    def state_notices(self) -> list[str]:
+        """What saving states has to tell the user (the disk is full), once."""
+        cache = self.model.state_cache
+        return cache.shelf.take_notices() if cache is not None and cache.shelf else []
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.model, text)
@@ -180,7 +201,7 @@ class LlamaBackend(TemplateBackend):
 
         compiled = LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
         return stream_completion(
-            self.model, prompt, sampling, should_stop, compiled, PRESERVED_TOKENS
+            self.model, prompt, sampling, should_stop, compiled, PRESERVED_TOKENS, self.session
         )
 
 

@@ -7,6 +7,7 @@ queue: they act at once on the command that is running.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -31,6 +32,12 @@ from tui_agent.events import (
     SessionChanged,
 )
 from tui_agent.tools.base import NoTools, ToolExecutor, ToolSpec
+
+log = logging.getLogger(__name__)
+
+# Seconds without a new command after a turn before the model's state is saved: a prompt sent
+# at once (a script, a queued prompt) is not held up by the copy (0.07 s per 1,800 tokens).
+IDLE_BEFORE_SAVING = 0.3
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class AgentWorker:
         self._lock = threading.Lock()
         self.backend: ModelBackend | None = None
         self.conversation = self._new_conversation(system_prompt)
+        self._state_due = False  # a turn ran since the model's state was last saved
         self.ready = threading.Event()
         self.busy = threading.Event()
         self._thread = threading.Thread(target=self._main, name="llamachat-agent", daemon=True)
@@ -196,7 +204,7 @@ class AgentWorker:
         self._track_session()
         if self.conversation.messages:  # started on a saved session (--continue, --resume)
             self._resumed()
-        while (command := self._commands.get()) is not None:
+        while (command := self._next_command()) is not None:
             self._control.cancel.clear()
             self.busy.set()
             try:
@@ -215,11 +223,37 @@ class AgentWorker:
                 self._emit(Completed("error"))
             finally:
                 self.busy.clear()
+        if self._state_due:  # quitting right after a turn (headless -p always does)
+            self._keep_state()
+        if isinstance(self.backend, LlamaBackend):
+            self.backend.finish_saving()
         if self._recorder is not None:
             self._recorder.close()
 
+    def _next_command(self) -> Command | None:
+        """The next command; once the worker has been idle a moment after a turn, the model's
+        state is saved first (a prompt typed at once is not held up by it)."""
+        if self._state_due:
+            try:
+                return self._commands.get(timeout=IDLE_BEFORE_SAVING)
+            except queue.Empty:
+                self._keep_state()
+        return self._commands.get()
+
+    def _keep_state(self) -> None:
+        self._state_due = False
+        if not isinstance(self.backend, LlamaBackend):
+            return
+        try:
+            self.backend.keep_state()
+        except Exception:  # a state is a cache: failing to save it must not stop the chat
+            log.exception("saving the model state failed")
+        for notice in self.backend.state_notices():
+            self._emit(Notice(notice))
+
     def _run(self, command: Command) -> None:
         assert self.backend is not None
+        self._state_due = isinstance(command, SendPrompt | Compact)
         if isinstance(command, SendPrompt):
             run_agent_loop(
                 self.backend,
@@ -294,6 +328,7 @@ class AgentWorker:
     def _track_session(self) -> None:
         if isinstance(self.backend, LlamaBackend):
             self.backend.model.active_sessions.add(self.conversation.id)
+            self.backend.session = self.conversation.id
 
     def _drain_queued_prompts(self) -> None:
         kept: list[Command | None] = []

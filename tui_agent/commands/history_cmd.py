@@ -11,7 +11,10 @@ from pathlib import Path
 
 from tui_agent.commands.models_cmd import print_table
 from tui_agent.config import Config, load_config
+from tui_agent.engine.state_files import state_files
 from tui_agent.errors import LlamachatError
+from tui_agent.models.memory import format_bytes
+from tui_agent.session import delete_saved_session
 from tui_agent.store.export import export_json, export_markdown
 from tui_agent.store.sessions import SessionStore
 
@@ -51,7 +54,23 @@ def show_history(args: argparse.Namespace) -> int:
     print(
         export_json(store, session_id) if args.json else export_markdown(store, session_id), end=""
     )
+    # On stderr: the session's text on stdout stays what export writes.
+    print(f"[note] {saved_state_note(session_id)}", file=sys.stderr)
     return 0
+
+
+def saved_state_note(session_id: str) -> str:
+    saved = [f for f in state_files() if f.session == session_id]
+    if not saved:
+        return "no saved model state: resuming reads the session again from its start"
+    return (
+        "; ".join(
+            f"saved model state: {len(f.tokens):,} tokens, {format_bytes(f.file_size)}"
+            f" ({Path(str(f.identity.get('model', '?'))).name}, n_ctx {f.identity.get('n_ctx')})"
+            for f in saved
+        )
+        + " — resuming on that model continues from it"
+    )
 
 
 def search_history(args: argparse.Namespace) -> int:
@@ -101,7 +120,7 @@ def delete_history(args: argparse.Namespace) -> int:
         if not answer.strip().lower().startswith("y"):
             print("kept")
             return 1
-    store.delete_session(session_id)
+    delete_saved_session(store, session_id)
     print(f"deleted {session_id}")
     return 0
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_agent.engine.resident import ResidentModel
+from tui_agent.engine.state_cache import Restored
 
 
 @dataclass(frozen=True)
@@ -84,34 +85,51 @@ def stream_completion(
     should_stop: Callable[[], bool] = lambda: False,
     grammar: Any = None,
     keep_special: frozenset[str] = frozenset(),
+    session: str = "",
 ) -> Generator[str, None, TurnStats]:
     """Yield text pieces as they are generated; the generator's return value is the TurnStats.
 
     Tokens are detokenized one at a time (llama-cpp-python's create_completion detokenizes the
     whole reply again for every token, and drops every special token). Special tokens whose text
     is in ``keep_special`` (tool-call and reasoning markup such as ``[TOOL_CALLS]``) are kept;
-    other special tokens are dropped, and an end-of-generation token ends the reply.
+    other special tokens are dropped, and an end-of-generation token ends the reply. The model
+    states saved from now on are named after ``session``.
     """
+    # The time to the first token counts saving and restoring states too.
+    started = time.perf_counter()
     with model.in_use() as llama:
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        restored = None
+        if model.state_cache is not None:
+            model.state_cache.keep_before_replacing(llama, tokens)
+            restored = model.state_cache.restore_best(llama, tokens)
+            model.state_cache.live_session = session
         return (
-            yield from _stream(model, llama, prompt, sampling, should_stop, grammar, keep_special)
+            yield from _stream(
+                model,
+                llama,
+                tokens,
+                restored,
+                started,
+                sampling,
+                should_stop,
+                grammar,
+                keep_special,
+            )
         )
 
 
 def _stream(
     model: ResidentModel,
     llama: Any,
-    prompt: str,
+    tokens: list[int],
+    restored: Restored | None,
+    started: float,
     sampling: Sampling,
     should_stop: Callable[[], bool],
     grammar: Any,
     keep_special: frozenset[str],
 ) -> Generator[str, None, TurnStats]:
-    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-    restored = None
-    if model.state_cache is not None:
-        model.state_cache.keep_before_replacing(llama, tokens)
-        restored = model.state_cache.restore_best(llama, tokens)
     cached = llama.longest_token_prefix(llama._input_ids[: llama.n_tokens], tokens)
     # llama.cpp must re-evaluate at least the last prompt token to get fresh logits.
     stats = TurnStats(prompt_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1))
@@ -121,7 +139,6 @@ def _stream(
     llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randint(0, 2**32 - 1))
     pieces = _Pieces(llama, keep_special, model.end_token_ids)
     stops = _StopMatcher((*sampling.stop, *model.stop_strings))
-    started = time.perf_counter()
     stream = llama.generate(
         tokens,
         top_k=sampling.top_k,

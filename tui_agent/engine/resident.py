@@ -21,6 +21,7 @@ from tui_agent.config import ModelConfig
 from tui_agent.engine.fallback_templates import FallbackTemplate, fallback_template
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
 from tui_agent.engine.state_cache import StateCache
+from tui_agent.engine.state_files import StateShelf
 from tui_agent.engine.template_source import template_from_config
 from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
 from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, Notice, ignore_event
@@ -39,6 +40,7 @@ class LoadSettings:
     flash_attn: bool
     n_gpu_layers: int
     state_cache_mb: int = 0
+    state_disk_mb: int = 0
 
     @classmethod
     def from_config(cls, path: Path, config: ModelConfig) -> LoadSettings:
@@ -52,6 +54,7 @@ class LoadSettings:
             config.flash_attn,
             config.n_gpu_layers,
             config.state_cache_mb,
+            config.state_disk_mb,
         )
 
 
@@ -102,8 +105,12 @@ class ResidentModel:
         self._users = 0
         self._in_use = threading.Condition()
         self._abort = AbortFlag(llama)
-        budget = settings.state_cache_mb * 1024 * 1024
-        self.state_cache: StateCache | None = StateCache(budget) if budget else None
+        self.state_cache: StateCache | None = None
+        if settings.state_cache_mb or settings.state_disk_mb:
+            shelf = None
+            if settings.state_disk_mb:
+                shelf = StateShelf(state_identity(settings, llama), settings.state_disk_mb * 2**20)
+            self.state_cache = StateCache(settings.state_cache_mb * 2**20, shelf)
 
     @contextlib.contextmanager
     def in_use(self) -> Iterator[Any]:
@@ -284,6 +291,21 @@ def _load(settings: LoadSettings, template_override: str, on_event: EventSink) -
             )
         )
     return ResidentModel(settings, info, llama, seconds, template, source, fallback)
+
+
+def state_identity(settings: LoadSettings, llama: Any) -> dict[str, Any]:
+    """What a saved state must have been saved with to be put back into this model."""
+    import llama_cpp
+
+    stat = settings.path.stat()
+    return {
+        "model": str(settings.path.resolve()),
+        "model_bytes": stat.st_size,
+        "model_mtime_ns": stat.st_mtime_ns,
+        "n_ctx": int(llama.n_ctx()),
+        "flash_attn": settings.flash_attn,
+        "llama_cpp_python": llama_cpp.__version__,
+    }
 
 
 class AbortFlag:

@@ -21,7 +21,13 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Markdown, Static
 
 from tui_agent.printable import printable
-from tui_agent.session import SearchHit, SessionStore, SessionSummary, export_markdown
+from tui_agent.session import (
+    SearchHit,
+    SessionStore,
+    SessionSummary,
+    delete_saved_session,
+    export_markdown,
+)
 from tui_agent.ui.screens.dialogs import AskText, Confirm
 
 PAGE_SIZE = 60
@@ -228,7 +234,7 @@ class HistoryScreen(Screen[str | None]):
             f"Delete {session.title!r} ({session.message_count} messages)? This cannot be undone."
         )
         if await self.app.push_screen_wait(Confirm(question)):
-            await asyncio.to_thread(self.store.delete_session, session_id)
+            await asyncio.to_thread(delete_saved_session, self.store, session_id)
             self.notify(f"deleted {session.title!r}")
             self._reload()
 
