@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tui_agent.agent.backend import LlamaBackend
-from tui_agent.bench import drawing_windows, engine_bench, history_bench, remote_bench, ui_bench
+from tui_agent.bench import (
+    drawing_windows,
+    engine_bench,
+    history_bench,
+    remote_bench,
+    resume_bench,
+    ui_bench,
+)
 from tui_agent.bench.figures import Figure
 from tui_agent.config import Config
 from tui_agent.engine.remote import is_remote
@@ -31,6 +38,7 @@ class Plan:
     sessions: int
     history_sessions: int
     startup_runs: int
+    resume_tokens: int
 
 
 FULL = Plan(
@@ -44,6 +52,7 @@ FULL = Plan(
     sessions=20,
     history_sessions=10_000,
     startup_runs=5,
+    resume_tokens=4000,
 )
 QUICK = Plan(
     repetitions=2,
@@ -57,6 +66,7 @@ QUICK = Plan(
     sessions=20,
     history_sessions=10_000,
     startup_runs=2,
+    resume_tokens=1500,
 )
 
 
@@ -69,6 +79,9 @@ def run(
     _, path = resolve_spec(spec)
     model = get_resident_model(path, config.model)
     scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
+    shelf = model.state_cache.shelf if model.state_cache is not None else None
+    if shelf is not None:  # cold() clears them: never the user's own
+        shelf.root = scratch / "states"
     # Generation runs on fresh threads only (see engine_bench.in_fresh_thread): the main thread
     # must never call into llama.cpp, or its OpenMP pool would slow every later measurement.
     fresh = engine_bench.in_fresh_thread
@@ -88,6 +101,19 @@ def run(
                 lambda: remote_bench.side_by_side(
                     model, LlamaBackend(model), plan.history_tokens, plan.tokens
                 )
+            ),
+        ),
+        (
+            "saving states",
+            lambda: fresh(
+                lambda: resume_bench.save_cost(model, plan.repetitions, plan.history_tokens)
+            ),
+        ),
+        ("headless start", lambda: resume_bench.headless_start(model, scratch, plan.startup_runs)),
+        (
+            "resume in a new process",
+            lambda: resume_bench.resume_in_new_process(
+                model, scratch, plan.startup_runs, plan.resume_tokens
             ),
         ),
         ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
@@ -111,6 +137,8 @@ def run(
     try:
         return _sections(steps, progress)
     finally:
+        if shelf is not None:
+            shelf.root = None
         shutil.rmtree(scratch, ignore_errors=True)
 
 

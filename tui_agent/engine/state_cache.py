@@ -58,6 +58,7 @@ class StateCache:
         self.shelf = shelf
         # The session whose prompt the live KV cache holds (its saved states are named after it).
         self.live_session = ""
+        self.last_copy_seconds = 0.0  # how long the last keep() held the worker (the bench)
         self._states: OrderedDict[tuple[int, ...], SavedState] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -83,6 +84,7 @@ class StateCache:
             return False
         import llama_cpp
 
+        started = time.perf_counter()
         size = int(llama_cpp.llama_state_seq_get_size(llama.ctx, 0))
         if size <= 0:
             return False
@@ -90,6 +92,7 @@ class StateCache:
         written = int(llama_cpp.llama_state_seq_get_data(llama.ctx, data, size, 0))
         if written <= 0:
             return False
+        self.last_copy_seconds = time.perf_counter() - started
         state = SavedState(live, data, written)
         prune = not _recurrent(llama)  # states this one extends: it can be cut back to them
         with self._lock:

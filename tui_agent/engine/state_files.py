@@ -207,6 +207,13 @@ class StateShelf:
         # Looked up at each use: the cache dir may move (tests give each test its own).
         return self._root or states_root()
 
+    @root.setter
+    def root(self, root: Path | None) -> None:
+        """Keep states elsewhere (the bench: never the user's own); None: the cache dir."""
+        self.flush()
+        with self._lock:
+            self._root, self._entries, self._scanned = root, {}, None
+
     @property
     def directory(self) -> Path:
         return self.root / self._key

@@ -140,6 +140,21 @@ class _Reader:
             )
         return self.take(n).decode("utf-8", errors="replace")
 
+    def skip_strings(self, n: int) -> None:
+        """Step over n strings (a vocabulary: 50k–250k of them) without decoding them: parsing
+        each took most of a model's load time."""
+        read, seek = self.stream.read, self.stream.seek
+        for _ in range(n):
+            length = int.from_bytes(read(8), "little")
+            if length > _MAX_STRING:
+                raise CorruptModelError(
+                    f"{self.path}: the GGUF header is corrupt (a string of {length} bytes)",
+                    "download the file again or pick another model",
+                )
+            seek(length, 1)
+        if self.stream.tell() > self.file_size:
+            self.take(1)  # says where the file ends
+
     def value(self, vtype: int, keep: bool = True) -> Any:
         if vtype in _SCALARS:
             return self.unpack(_SCALARS[vtype])
@@ -150,6 +165,9 @@ class _Reader:
             n = self.count("array length")
             if item_type in _SCALARS and not keep:
                 self.take(n * struct.calcsize(_SCALARS[item_type]))
+                return n
+            if item_type == _STRING and not keep:
+                self.skip_strings(n)
                 return n
             items = [self.value(item_type, keep) for _ in range(n)]
             return items if keep else n
