@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
@@ -49,6 +51,7 @@ from tui_agent.events import (
     PermissionDecision,
     ReasoningDelta,
     TextDelta,
+    ignore_event,
 )
 from tui_agent.models.catalog import ModelChoice as ModelChoice
 from tui_agent.models.catalog import choice_for as choice_for
@@ -63,7 +66,10 @@ from tui_agent.store.sessions import SearchHit as SearchHit
 from tui_agent.store.sessions import SessionStore as SessionStore
 from tui_agent.store.sessions import SessionSummary as SessionSummary
 from tui_agent.tools.base import CallContext, ToolCall, ToolExecutor, ToolOutcome, ToolSpec
-from tui_agent.tools.setup import ToolStack
+from tui_agent.tools.spec_cache import load_specs, save_specs
+
+if TYPE_CHECKING:  # building the tools imports pydantic and MCP: on their own thread, later
+    from tui_agent.tools.setup import ToolStack
 
 BackendLoader = Callable[[str | None], BackendFactory]
 
@@ -106,21 +112,99 @@ def _remote_backend_loader(config: Config, url: str) -> BackendFactory:
 
 
 class DeferredTools:
-    """The tool gate, once the worker thread has built it; no tools before that."""
+    """The tool gate, built and started on a thread of its own.
 
-    def __init__(self) -> None:
+    With the list the same tool setup offered last time (tools/spec_cache.py), the tools start
+    only when something needs them — a call, or the worker going idle (the user is typing) —
+    and the loop is offered that list meanwhile: a headless prompt answered without a tool never
+    pays for starting them. Without a list they start with the model's load and the loop waits
+    for them. Calls always wait for the real gate. The UI, which must never wait, sees no tools
+    until they are up.
+    """
+
+    def __init__(self, key: str = "") -> None:
         self.stack: ToolStack | None = None
+        self.key = key  # "" keeps no list: the loop waits for the tools
+        self._cached = load_specs(key) if key else None
+        self._done = threading.Event()
+        self._failure: BaseException | None = None
+        self._notices: list[str] = []
+        self._sink: EventSink = ignore_event
+        self._build_stack: Callable[[], ToolStack] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def has_list(self) -> bool:
+        return self._cached is not None
+
+    def arm(self, build: Callable[[], ToolStack], sink: EventSink) -> None:
+        """How to build the tools, and where their problems go; nothing starts yet."""
+        self._build_stack, self._sink = build, sink
+
+    def warm_up(self) -> None:
+        """Build and start the tools on a thread, once (the worker calls this when idle)."""
+        with self._lock:
+            if self._thread is not None or self._build_stack is None:
+                return
+            self._thread = threading.Thread(
+                target=self._build, args=(self._build_stack,), name="llamachat-tools", daemon=True
+            )
+            self._thread.start()
+
+    def _build(self, build: Callable[[], ToolStack]) -> None:
+        try:
+            stack = build()
+            self._notices += [p for status in stack.start() if (p := status.problem())]
+            self.stack = stack
+            if self.key and (specs := stack.gate.specs()) != self._cached:
+                save_specs(self.key, specs)
+        except BaseException as exc:  # raised again on the worker thread, where it is reported
+            self._failure = exc
+        finally:
+            self._done.set()
+
+    def wait(self) -> ToolStack | None:
+        """The started tools (on the worker thread); raises what building them raised."""
+        self.warm_up()
+        if self._thread is None:
+            return self.stack
+        self._done.wait()
+        self._say_problems()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+        return self.stack
+
+    def _say_problems(self) -> None:
+        notices, self._notices = self._notices, []
+        for notice in notices:
+            self._sink(Notice(notice))
 
     def specs(self) -> list[ToolSpec]:
+        if not self._done.is_set() and self._cached is not None:
+            return self._cached
+        stack = self.wait()  # a failure to start them is raised here, on the next model call
+        return stack.gate.specs() if stack else []
+
+    def shown_specs(self) -> list[ToolSpec]:
+        """What the UI shows: the tools once they are up, nothing before."""
         return self.stack.gate.specs() if self.stack else []
 
     def policy_of(self, spec: ToolSpec) -> str:
         return self.stack.gate.policy_of(spec) if self.stack else ""
 
     def execute(self, call: ToolCall, context: CallContext) -> ToolOutcome:
-        if self.stack is None:
+        stack = self.wait()
+        if stack is None:
             return ToolOutcome(False, "error: the tools are still starting")
-        return self.stack.gate.execute(call, context)
+        return stack.gate.execute(call, context)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._done.wait(30)
+        if self.stack is not None:
+            self.stack.close()
 
 
 @dataclass
@@ -153,21 +237,25 @@ class Session:
         store: SessionStore | None,
         build_tool_stack: Callable[[], ToolStack],
         initial: Conversation | None = None,
+        tools_key: str = "",
     ) -> Session:
-        """The real thing. Tools are built and started on the worker thread, before the model
-        loads: importing the MCP SDK alone takes ~0.8 s here, which would delay the first frame."""
-        tools = DeferredTools()
+        """The real thing. Tools are built and started on a thread of their own while the worker
+        loads the model: importing the MCP SDK alone takes ~0.5 s here. With ``tools_key`` (see
+        tools/spec_cache.py) and a list saved under it, the model loads first and the first
+        prompt does not wait for the tools at all."""
+        tools = DeferredTools(tools_key)
 
         def loader(spec: str | None) -> Callable[[EventSink], ModelBackend]:
             load_model = llama_backend_loader(config, spec)
 
             def load(sink: EventSink) -> ModelBackend:
-                if tools.stack is None:
-                    tools.stack = build_tool_stack()
-                    for status in tools.stack.start():
-                        if status.problem():
-                            sink(Notice(status.problem()))
-                return load_model(sink)
+                tools.arm(build_tool_stack, sink)
+                if tools.has_list:  # they start when needed (DeferredTools)
+                    return load_model(sink)
+                tools.warm_up()
+                backend = load_model(sink)
+                tools.wait()  # a bad rule is said now, before the first prompt
+                return backend
 
             return load
 
@@ -276,12 +364,14 @@ class Session:
         return self.store.recent_prompts() if self.store is not None else []
 
     def tool_specs(self) -> list[ToolSpec]:
+        if isinstance(self.tools, DeferredTools):
+            return self.tools.shown_specs()
         return self.tools.specs()
 
     def tool_policies(self) -> list[tuple[ToolSpec, str]]:
         """Each tool and what a call of it gets: "allow", "ask" or "deny" ("" when unknown)."""
         policy_of = getattr(self.tools, "policy_of", None)
-        return [(spec, policy_of(spec) if policy_of else "") for spec in self.tools.specs()]
+        return [(spec, policy_of(spec) if policy_of else "") for spec in self.tool_specs()]
 
     def saved_session_id(self) -> str | None:
         """The id the conversation is saved under; None when nothing of it was saved."""
@@ -293,11 +383,10 @@ class Session:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()
-        stack = self.tool_stack or (
-            self.tools.stack if isinstance(self.tools, DeferredTools) else None
-        )
-        if stack is not None:
-            stack.close()
+        if self.tool_stack is not None:
+            self.tool_stack.close()
+        if isinstance(self.tools, DeferredTools):
+            self.tools.close()
 
     def _require(self) -> AgentWorker:
         if self.worker is None:

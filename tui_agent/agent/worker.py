@@ -231,13 +231,16 @@ class AgentWorker:
             self._recorder.close()
 
     def _next_command(self) -> Command | None:
-        """The next command; once the worker has been idle a moment after a turn, the model's
-        state is saved first (a prompt typed at once is not held up by it)."""
-        if self._state_due:
-            try:
-                return self._commands.get(timeout=IDLE_BEFORE_SAVING)
-            except queue.Empty:
+        """The next command; once the worker has been idle a moment, what can wait for that is
+        done first (a prompt sent at once is not held up by it)."""
+        try:
+            return self._commands.get(timeout=IDLE_BEFORE_SAVING)
+        except queue.Empty:
+            if self._state_due:
                 self._keep_state()
+            warm_up = getattr(self.tools, "warm_up", None)
+            if warm_up is not None:  # tools that start when needed: the user is typing
+                warm_up()
         return self._commands.get()
 
     def _keep_state(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from tui_agent.commands.headless import session_to_continue
 from tui_agent.commands.history_cmd import open_store
@@ -10,7 +11,10 @@ from tui_agent.config import Config, load_config
 from tui_agent.errors import HistoryUnavailableError
 from tui_agent.logfiles import route_python_logging
 from tui_agent.store.sessions import SessionStore
-from tui_agent.tools.setup import ToolStack, build_tools
+from tui_agent.tools.spec_cache import tools_key
+
+if TYPE_CHECKING:
+    from tui_agent.tools.setup import ToolStack
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -21,9 +25,12 @@ def run_chat(args: argparse.Namespace) -> int:
     from tui_agent.ui.app import LlamachatApp
 
     def tools() -> ToolStack:
+        from tui_agent.tools.setup import build_tools  # on the tools' thread (see Session)
+
         return build_tools(config, args.allow, args.deny)
 
-    session = Session.from_config(config, args.model, store, tools, initial)
+    key = tools_key(config, args.allow, args.deny, only_unasked=False)
+    session = Session.from_config(config, args.model, store, tools, initial, key)
     session.history_problem = problem
     app = LlamachatApp(session, config)
     # Library log records go to a file; llama.cpp's own log is routed by the engine. Textual draws

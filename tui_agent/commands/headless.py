@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_agent.agent.conversation import Conversation
 from tui_agent.commands.history_cmd import open_store
@@ -33,7 +33,7 @@ from tui_agent.events import (
 )
 from tui_agent.session import Session
 from tui_agent.store.sessions import SessionStore
-from tui_agent.tools.setup import ToolStack, build_tools
+from tui_agent.tools.spec_cache import tools_key
 
 EXIT_CODES = {
     "done": 0,
@@ -53,6 +53,9 @@ NEXT_STEP = {
     "memory": "--model picks a smaller model",
     "context": "run without --continue/--resume to start a new session",
 }
+
+if TYPE_CHECKING:
+    from tui_agent.tools.setup import ToolStack
 
 
 CUT_AT_THE_LIMIT = (
@@ -111,12 +114,15 @@ def run_headless(args: argparse.Namespace) -> int:
     conversation = session_to_continue(store, args) if store is not None else None
 
     def tools() -> ToolStack:
+        from tui_agent.tools.setup import build_tools  # on the tools' thread (see Session)
+
         stack = build_tools(config, args.allow, args.deny)
         # Nobody can answer a question: the model is offered only what runs without one.
         stack.gate.offer_only_unasked = True
         return stack
 
-    session = Session.from_config(config, args.model, store, tools, conversation)
+    key = tools_key(config, args.allow, args.deny, only_unasked=True)
+    session = Session.from_config(config, args.model, store, tools, conversation, key)
     session.ask_user, session.system_prompt, session.save = False, args.system, not args.no_save
     printer = _printer(args.output_format)
     try:
