@@ -162,7 +162,7 @@ def resume_in_new_process(
         _, records = home.headless("-r", conversation.id, "-p", f"Fact number {index}, please?")
         ttfts.append(records["turn_statistics"]["time_to_first_token"])
         restored.append(records["turn_statistics"]["restored_tokens"])
-        loads.append(records["model_loaded"]["load_seconds"])
+        loads.append(records["model_loaded"]["seconds"])
     states = list((home.root / "cache" / "llamachat" / "states").glob("*/*.state"))
     size = max(p.stat().st_size for p in states)
     tokens = max(restored)

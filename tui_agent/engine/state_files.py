@@ -99,6 +99,10 @@ def write_state(
         with open_temp(temp) as out:
             out.write(MAGIC + _PREAMBLE.pack(FORMAT, len(header)) + header + token_bytes)
             out.write(state)
+            # Written out now, while the user reads the reply, rather than by the kernel at some
+            # later moment, maybe while a prompt is being evaluated.
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
