@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from tui_agent.agent.conversation import ToolFormat
 from tui_agent.agent.grammar import forced_grammar, lazy_stream
@@ -50,6 +50,23 @@ class ModelBackend(Protocol):
         ``tools`` holds the whole reply to a JSON call of one of them or an answer (an answer
         only, when empty)."""
         ...
+
+
+@runtime_checkable
+class SavesState(Protocol):
+    """A backend that can save the model's state of a session, so that coming back to it later
+    costs a restore, not a re-read (in-process: engine/state_cache.py; llama-server: its slot
+    files, engine/server_slots.py). The worker calls these when it goes idle after a turn."""
+
+    session: str  # the session whose prompts run now: its saved states carry its id
+
+    def keep_state(self) -> None: ...
+
+    def finish_saving(self) -> None:
+        """Wait for the states being written (before the process ends)."""
+
+    def state_notices(self) -> list[str]:
+        """What saving states has to tell the user, once (the disk is full, …)."""
 
 
 class TemplateBackend:
@@ -166,21 +183,17 @@ class LlamaBackend(TemplateBackend):
         )
 
     def keep_state(self) -> None:
-        """Save the model's state now (the worker calls this when it goes idle after a turn,
-        so that coming back to the session later costs a restore, not a re-read)."""
         cache = self.model.state_cache
         if cache is not None:
             with self.model.in_use() as llama:
                 cache.keep(llama)
 
     def finish_saving(self) -> None:
-        """Wait for the states being written to disk (before the process ends)."""
         cache = self.model.state_cache
         if cache is not None and cache.shelf is not None:
             cache.shelf.flush()
 
     def state_notices(self) -> list[str]:
-        """What saving states has to tell the user (the disk is full), once."""
         cache = self.model.state_cache
         return cache.shelf.take_notices() if cache is not None and cache.shelf else []
 

@@ -24,6 +24,7 @@ from tui_agent.config import ModelConfig
 from tui_agent.engine.chat_template import ChatRenderer
 from tui_agent.engine.generation import Sampling, TurnStats
 from tui_agent.engine.remote import RemoteError, RemoteInfo, RemoteServer
+from tui_agent.engine.server_slots import ServerSlotStates
 from tui_agent.engine.template_source import template_from_config
 from tui_agent.tools.base import ToolSpec
 
@@ -93,7 +94,19 @@ class RemoteCompletionsBackend(TemplateBackend):
         self.info = info
         self.wire = "completions API"
         self._counted: tuple[str, int] = ("", 0)
+        # The session whose prompts run now, and its states in the server's slot files.
+        self.session = ""
+        self.slots = ServerSlotStates(server, info)
         super().__init__(_display_name(server, info), info.n_ctx or n_ctx, renderer, tool_format)
+
+    def keep_state(self) -> None:
+        self.slots.save(self.session)
+
+    def finish_saving(self) -> None:
+        """Nothing to wait for: the server wrote its file before it answered."""
+
+    def state_notices(self) -> list[str]:
+        return self.slots.take_notices()
 
     def count_tokens(self, text: str) -> int:
         # The loop counts a prompt to fit it, then completes it: one request, not two.
@@ -127,8 +140,16 @@ class RemoteCompletionsBackend(TemplateBackend):
         }
         if grammar:
             body["grammar"] = grammar
+        restored, seconds = self.slots.restore(self.session)
         chunks = self.server.stream("completions", body, should_stop)
-        return _streamed(chunks, should_stop, self.count_tokens(prompt), _completion_text)
+        stats = yield from _streamed(
+            chunks, should_stop, self.count_tokens(prompt), _completion_text
+        )
+        stats.restored_tokens, stats.restore_seconds = restored, seconds
+        # As in-process, the time to the first token counts the restore.
+        stats.time_to_first_token += seconds
+        stats.generation_seconds += seconds
+        return stats
 
 
 def _completion_text(choice: dict[str, Any], calls: dict[int, dict[str, str]]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tui_agent.agent.backend import LlamaBackend, ModelBackend
+from tui_agent.agent.backend import LlamaBackend, ModelBackend, SavesState
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import LoopControl, compact_now, context_tokens, run_agent_loop
 from tui_agent.config import AgentConfig
@@ -225,7 +225,7 @@ class AgentWorker:
                 self.busy.clear()
         if self._state_due:  # quitting right after a turn (headless -p always does)
             self._keep_state()
-        if isinstance(self.backend, LlamaBackend):
+        if isinstance(self.backend, SavesState):
             self.backend.finish_saving()
         if self._recorder is not None:
             self._recorder.close()
@@ -245,7 +245,7 @@ class AgentWorker:
 
     def _keep_state(self) -> None:
         self._state_due = False
-        if not isinstance(self.backend, LlamaBackend):
+        if not isinstance(self.backend, SavesState):
             return
         try:
             self.backend.keep_state()
@@ -331,6 +331,7 @@ class AgentWorker:
     def _track_session(self) -> None:
         if isinstance(self.backend, LlamaBackend):
             self.backend.model.active_sessions.add(self.conversation.id)
+        if isinstance(self.backend, SavesState):
             self.backend.session = self.conversation.id
 
     def _drain_queued_prompts(self) -> None:

