@@ -264,6 +264,12 @@ def ttft(backend: ModelBackend, conversation: Conversation, text: str) -> float:
     return next(e for e in events if isinstance(e, TurnStatistics)).time_to_first_token
 
 
+def idle(backend: LlamaBackend) -> None:
+    """What the worker does once idle after a turn, while the user reads: save the state."""
+    backend.keep_state()
+    backend.finish_saving()
+
+
 def prefix_reuse(model: ResidentModel, repetitions: int, history_tokens: int) -> list[Figure]:
     backend = LlamaBackend(model)
     colds, follows, switches = [], [], []
@@ -273,7 +279,9 @@ def prefix_reuse(model: ResidentModel, repetitions: int, history_tokens: int) ->
         cold(model)
         colds.append(ttft(backend, a, "And one more?"))
         follows.append(ttft(backend, a, "One last fact?"))
+        idle(backend)
         ttft(backend, b, "And the mountains?")  # switch to session B
+        idle(backend)
         switches.append(ttft(backend, a, "Back to the sea: one more?"))  # and back: restored
     c, f, s = spread(colds), spread(follows), spread(switches)
     section = f"Prefix reuse (~{history_tokens:,}-token history, time to first token)"
@@ -297,7 +305,7 @@ def prefix_reuse(model: ResidentModel, repetitions: int, history_tokens: int) ->
             "s",
             detail=s.describe("s", 3)
             + (
-                "; restored from the state saved when it was left"
+                "; restored from the state saved when the worker went idle after its turn"
                 if model.state_cache is not None
                 else "; the prompt is re-evaluated ([model] state_cache_mb = 0)"
             ),
