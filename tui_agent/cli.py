@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(bench)
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument(
-        "--quick", action="store_true", help="fewer repetitions (about 3.5 minutes on the demo model)"
+        "--quick",
+        action="store_true",
+        help="fewer repetitions (about 3.5 minutes on the demo model)",
     )
     bench.add_argument(
         "--json-file",
