@@ -185,3 +185,41 @@ def test_headless_runs_share_the_saved_start_and_resume_continues(config: Path) 
     assert list(state_files()) == []
     text = run_cli("--config", str(config), "cache", "info")
     assert "0 state(s)" in text.stdout
+
+
+def test_the_worker_saves_when_idle_under_the_session_that_ran(demo_gguf: Path) -> None:
+    import time
+
+    from tui_agent.agent.worker import (
+        IDLE_BEFORE_SAVING,
+        AgentWorker,
+        NewSession,
+        ResumeSession,
+        SendPrompt,
+    )
+    from tui_agent.config import AgentConfig
+    from tui_agent.events import Completed
+    from tui_agent.tools.base import NoTools
+
+    model = resident.get_resident_model(demo_gguf, ModelConfig(n_ctx=4096, n_threads=2))
+    like_a_new_process(model)
+    backend = LlamaBackend(model)
+    config = AgentConfig(temperature=0.0, max_tokens_per_completion=8, max_iterations=1)
+    worker = AgentWorker(lambda sink: backend, NoTools(), config).start()
+    sea = history_conversation(300, backend)
+    try:
+        worker.submit(ResumeSession(sea))
+        worker.submit(SendPrompt("And one more?"))
+        worker.submit(NewSession())  # at once: the state still goes under the sea session
+        while not isinstance(worker.events.get(timeout=120), Completed):
+            pass
+        assert model.state_cache is not None and model.state_cache.shelf is not None
+        shelf = model.state_cache.shelf
+        deadline = time.monotonic() + 30
+        while not shelf.entries() and time.monotonic() < deadline:
+            time.sleep(IDLE_BEFORE_SAVING / 3)
+        shelf.flush()
+        (entry,) = shelf.entries()
+        assert entry.session == sea.id and len(entry.tokens) > 300
+    finally:
+        worker.stop()
