@@ -75,6 +75,8 @@ class ScriptedBackend:
     clock: Callable[[], float] = time.perf_counter
     # As [model] tool_format says: auto | json | tagged (resolved with the template).
     tool_format: str = "auto"
+    # Cores other programs kept busy, as the engine's thread governor reports it.
+    busy_cores: float = 0.0
 
     def __post_init__(self) -> None:
         self.renderer = ChatRenderer(self.template, bos_token="", eos_token="<|im_end|>")
@@ -132,6 +134,7 @@ class ScriptedBackend:
             stats.generation_seconds = elapsed
             yield reply[start : start + self.piece_size]
         stats.finish_reason = self.finish_reason
+        stats.busy_cores = self.busy_cores
         return stats
 
 

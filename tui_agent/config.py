@@ -51,6 +51,12 @@ class ModelConfig:
     )
     n_ctx: int = _opt(4096, "Context size in tokens.", lo=128, hi=1_048_576)
     n_threads: int = _opt(0, "CPU threads for generation; 0 uses every core.", lo=0, hi=1024)
+    adaptive_threads: bool = _opt(
+        True,
+        "Use fewer threads while other programs keep the cores busy (Linux): llama.cpp's threads"
+        " wait for each other by spinning, and beside a busy compiler or browser generation with"
+        " every thread collapsed to a fraction of its fair share.",
+    )
     n_batch: int = _opt(512, "Prompt-processing batch size in tokens.", lo=1, hi=65_536)
     flash_attn: bool = _opt(True, "Use flash attention (faster, less memory for the context).")
     n_gpu_layers: int = _opt(0, "Layers to offload to a GPU; -1 offloads all.", lo=-1, hi=100_000)

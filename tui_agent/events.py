@@ -142,6 +142,8 @@ class TurnStatistics:
     # Of the cached tokens, those a saved state put back (going back to a session), and how long.
     restored_tokens: int = 0
     restore_seconds: float = 0.0
+    # Cores other programs kept busy at the most meanwhile (fewer threads were used for it).
+    busy_cores: float = 0.0
 
     @property
     def evaluated_tokens(self) -> int:

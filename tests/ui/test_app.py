@@ -614,6 +614,21 @@ async def test_a_remote_model_is_marked_in_the_status_line(tmp_path: Path) -> No
         assert "coder @ gpu:8080 remote" in line and "32,768" in line
 
 
+async def test_the_status_line_says_when_the_cpu_is_busy(tmp_path: Path) -> None:
+    backend = ScriptedBackend(["A slow reply.", "A quick one."], busy_cores=1.9)
+    app = make_app(tmp_path, backend)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_until(pilot, lambda: app.model_ready, what="the model")
+        await send(pilot, "Hello?")
+        await wait_until(pilot, lambda: "tok/s" in str(app.status.render_text()), what="stats")
+        assert "CPU busy: 1.9 cores used elsewhere" in str(app.status.render_text())
+        backend.busy_cores = 0.1
+        await send(pilot, "Again?")
+        await wait_until(
+            pilot, lambda: "CPU busy" not in str(app.status.render_text()), what="an idle CPU"
+        )
+
+
 async def test_the_status_line_gives_the_model_name_the_room_there_is(tmp_path: Path) -> None:
     from tui_agent.events import ModelLoaded
 

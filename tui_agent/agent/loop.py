@@ -258,6 +258,7 @@ class _Run:
                 stats.generation_seconds,
                 stats.restored_tokens,
                 stats.restore_seconds,
+                stats.busy_cores,
             )
         )
         if stats.finish_reason == "cancelled" or self.control.cancelled():

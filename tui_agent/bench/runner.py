@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.bench import (
+    busy_cpu,
     drawing_windows,
     engine_bench,
     history_bench,
@@ -116,6 +117,7 @@ def run(
                 model, scratch, plan.startup_runs, plan.resume_tokens
             ),
         ),
+        ("busy CPU", lambda: busy_cpu.busy_cpu(model, plan.repetitions)),
         ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
         (
             "UI drawing windows",

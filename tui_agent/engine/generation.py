@@ -48,6 +48,8 @@ class TurnStats:
     # Of the cached tokens, those a saved state put back (engine/state_cache.py), and how long.
     restored_tokens: int = 0
     restore_seconds: float = 0.0
+    # Cores other programs kept busy at the most during the call (engine/threads.py; 0 unknown).
+    busy_cores: float = 0.0
 
     @property
     def evaluated_tokens(self) -> int:
@@ -104,6 +106,8 @@ def stream_completion(
             model.state_cache.keep_before_replacing(llama, tokens)
             restored = model.state_cache.restore_best(llama, tokens)
             model.state_cache.live_session = session
+        if model.threads is not None:
+            model.threads.start()
         return (
             yield from _stream(
                 model,
@@ -149,8 +153,11 @@ def _stream(
         grammar=grammar,
     )
     stats.finish_reason = "length"
+    governor = model.threads
     try:
         for token in stream:
+            if governor is not None:
+                governor.tick()
             if stats.time_to_first_token == 0.0:
                 stats.time_to_first_token = time.perf_counter() - started
             if pieces.ends_generation(token):
@@ -179,6 +186,7 @@ def _stream(
     finally:
         stream.close()
         stats.generation_seconds = time.perf_counter() - started
+        stats.busy_cores = governor.busiest if governor is not None else 0.0
         model.record_turn(stats.evaluated_tokens, stats.generated_tokens, stats.generation_seconds)
     return stats
 

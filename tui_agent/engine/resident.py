@@ -23,6 +23,7 @@ from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
 from tui_agent.engine.state_cache import StateCache
 from tui_agent.engine.state_files import StateShelf
 from tui_agent.engine.template_source import template_from_config
+from tui_agent.engine.threads import ThreadGovernor
 from tui_agent.errors import CorruptModelError, LoadCancelled, ModelError, UnsupportedModelError
 from tui_agent.events import EventSink, ModelLoaded, ModelLoadProgress, Notice, ignore_event
 from tui_agent.models.gguf import GGUFInfo, read_gguf
@@ -41,6 +42,7 @@ class LoadSettings:
     n_gpu_layers: int
     state_cache_mb: int = 0
     state_disk_mb: int = 0
+    adaptive_threads: bool = False
 
     @classmethod
     def from_config(cls, path: Path, config: ModelConfig) -> LoadSettings:
@@ -55,6 +57,7 @@ class LoadSettings:
             config.n_gpu_layers,
             config.state_cache_mb,
             config.state_disk_mb,
+            config.adaptive_threads,
         )
 
 
@@ -105,6 +108,8 @@ class ResidentModel:
         self._users = 0
         self._in_use = threading.Condition()
         self._abort = AbortFlag(llama)
+        governor = ThreadGovernor(llama, settings.n_threads)
+        self.threads = governor if settings.adaptive_threads and governor.works else None
         self.state_cache: StateCache | None = None
         if settings.state_cache_mb or settings.state_disk_mb:
             shelf = None

@@ -338,6 +338,7 @@ class LlamachatApp(App[None]):
                 context_used=event.prompt_tokens + event.generated_tokens,
                 tokens_per_second=event.tokens_per_second,
                 time_to_first_token=event.time_to_first_token,
+                busy_cores=event.busy_cores,
             )
         elif isinstance(event, Completed):
             await self._completed(event)

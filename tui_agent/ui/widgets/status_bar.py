@@ -10,6 +10,9 @@ from textual.widgets import Static
 
 from tui_agent.session import current_rss, format_bytes
 
+# Other programs' use of the cores from which the status line says the CPU is busy.
+BUSY_CORES = 0.5
+
 
 @dataclass
 class StatusInfo:
@@ -25,6 +28,7 @@ class StatusInfo:
     progress_since: float | None = None
     saving: bool = True  # False: this chat is not saved to the history
     remote: bool = False  # the model runs on a server, not in this process
+    busy_cores: float = 0.0  # cores other programs kept busy during the last reply
 
 
 class StatusBar(Static):
@@ -84,6 +88,8 @@ class StatusBar(Static):
             parts += [
                 f"  │  {info.tokens_per_second:.0f} tok/s · first token {info.time_to_first_token:.2f} s"
             ]
+            if info.busy_cores >= BUSY_CORES:  # why it is slower than usual
+                parts += [(f" · CPU busy: {info.busy_cores:.1f} cores used elsewhere", "yellow")]
         parts += [f"  │  RSS {format_bytes(current_rss())}"]
         if not info.model:
             return Text.assemble(*head, *parts)
