@@ -8,17 +8,21 @@ others leave free, it kept 50 tok/s — its fair share — while on an idle mach
 thread. Switching between tokens is safe: the text is the same with any thread count.
 
 How busy the others are comes from Linux's /proc/stat (all cores' busy time) less this process's
-own CPU time, over the last quarter second; the first guess, before a prompt is read, is
-/proc/loadavg's count of runnable tasks. Elsewhere nothing changes.
+own CPU time, over the last quarter second. A prompt is read with the threads the last tokens used
+when they ran in the last two seconds, else with a guess from /proc/loadavg's runnable threads of
+other processes. Elsewhere nothing changes.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 SAMPLE_SECONDS = 0.25
+# A measurement this recent still describes the machine when the next prompt starts.
+RECENT_SECONDS = 2.0
 
 
 def _busy_seconds() -> float | None:
@@ -38,13 +42,20 @@ def _own_seconds() -> float:
 
 
 def _runnable_others() -> float:
-    """Tasks ready to run now besides this one (/proc/loadavg), for the first guess."""
+    """Threads of other programs ready to run now, for the first guess: /proc/loadavg's count
+    of runnable threads, less this process's own (llama.cpp's may still be spinning)."""
     try:
         with open("/proc/loadavg", encoding="ascii") as loadavg:
             running = int(loadavg.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 0.0
-    return max(0.0, running - 1.0)
+    own = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            own += task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return max(0.0, running - max(own, 1))
 
 
 class ThreadGovernor:
@@ -64,10 +75,19 @@ class ThreadGovernor:
         return _busy_seconds() is not None
 
     def start(self) -> None:
-        """Before a prompt: a first guess from the tasks that are runnable right now."""
+        """Before a prompt (read with the threads chosen now): the last measurement when it is
+        recent, else the threads of others that stay runnable over a few milliseconds (one that
+        flickers there is not a program keeping a core busy)."""
         self.busiest = 0.0
-        self._last = self._sample()
-        self._use(self.cores - _runnable_others())
+        now = self._sample()
+        previous, self._last = self._last, now
+        if previous is not None and now is not None and now[0] - previous[0] <= RECENT_SECONDS:
+            return  # the threads the last tokens ran with still fit
+        readings = []
+        for _ in range(3):
+            readings.append(_runnable_others())
+            time.sleep(0.001)
+        self._use(self.cores - min(readings))
 
     def tick(self) -> None:
         """After each token: every quarter second, measure the others and adapt."""
