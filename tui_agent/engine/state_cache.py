@@ -39,7 +39,6 @@ class SavedState:
 class Restored:
     tokens: int  # of the prompt's start, now in the KV cache
     seconds: float
-    from_disk: bool = False
 
 
 def common_prefix(a: Any, b: Any) -> int:
@@ -131,8 +130,7 @@ class StateCache:
             llama.input_ids[: best.shared] = prompt[: best.shared]
             llama.n_tokens = best.shared
             llama._requires_eval = True
-            seconds = time.perf_counter() - started
-            return Restored(best.shared, seconds, from_disk=not best.in_memory)
+            return Restored(best.shared, time.perf_counter() - started)
         return None
 
     def _best(self, llama: Any, prompt: list[int], live: int) -> _Candidate | None:

@@ -66,8 +66,7 @@ class ThreadGovernor:
         self.threads = threads  # the most it may use ([model] n_threads)
         self.cores = cores or os.cpu_count() or 1
         self.current = threads
-        self.busy_cores = 0.0  # the others' use in the last sample
-        self.busiest = 0.0  # and the most seen since start()
+        self.busiest = 0.0  # the most cores others used since start()
         self._last: tuple[float, float, float] | None = None
 
     @property
@@ -99,7 +98,6 @@ class ThreadGovernor:
         (then, busy_then, own_then), (now, busy, own) = self._last, sample
         self._last = sample
         others = max(0.0, (busy - busy_then) - (own - own_then)) / (now - then)
-        self.busy_cores = others
         self.busiest = max(self.busiest, others)
         self._use(self.cores - others)
 
