@@ -68,3 +68,16 @@ def cpp_server(demo_gguf: Path) -> Iterator[str]:
 
     with cpp_llama_server(demo_gguf, 4096, 2) as url:
         yield url
+
+
+def headless_config(tmp_path: Path, max_tokens: int) -> Path:
+    """A config for headless runs in the test's folder: its own history and workspace, greedy,
+    one model call per prompt."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[history]\ndb_path = "{tmp_path / "history.db"}"\n'
+        f'[tools]\nworkspace_root = "{tmp_path}"\n'
+        f"[agent]\ntemperature = 0.0\nmax_tokens_per_completion = {max_tokens}\n"
+        "max_iterations = 1\n"
+    )
+    return path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import headless_config, run_cli
 from tui_agent.store.sessions import SessionStore
 
 pytestmark = pytest.mark.model
@@ -21,13 +21,7 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[history]\ndb_path = "{tmp_path / "history.db"}"\n'
-        f'[tools]\nworkspace_root = "{tmp_path}"\n'
-        "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 1500\nmax_iterations = 1\n"
-    )
-    return path
+    return headless_config(tmp_path, max_tokens=1500)
 
 
 def test_kill_9_during_generation_keeps_every_finished_message(

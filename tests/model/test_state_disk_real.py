@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import headless_config, run_cli
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.agent.conversation import Message
 from tui_agent.bench.engine_bench import history_conversation
@@ -142,13 +142,7 @@ def test_memory_budget_zero_still_saves_to_disk_and_both_zero_turn_it_off(
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[history]\ndb_path = "{tmp_path / "history.db"}"\n'
-        f'[tools]\nworkspace_root = "{tmp_path}"\n'
-        "[agent]\ntemperature = 0.0\nmax_tokens_per_completion = 20\nmax_iterations = 1\n"
-    )
-    return path
+    return headless_config(tmp_path, max_tokens=20)
 
 
 def turn_statistics(stdout: str) -> dict[str, object]:

@@ -140,15 +140,13 @@ class RemoteCompletionsBackend(TemplateBackend):
         }
         if grammar:
             body["grammar"] = grammar
-        restored, seconds = self.slots.restore(self.session)
+        started = time.perf_counter()  # as in-process, the first token's time counts a restore
+        restored = self.slots.restore(self.session)
         chunks = self.server.stream("completions", body, should_stop)
         stats = yield from _streamed(
-            chunks, should_stop, self.count_tokens(prompt), _completion_text
+            chunks, should_stop, self.count_tokens(prompt), _completion_text, started
         )
-        stats.restored_tokens, stats.restore_seconds = restored, seconds
-        # As in-process, the time to the first token counts the restore.
-        stats.time_to_first_token += seconds
-        stats.generation_seconds += seconds
+        stats.restored_tokens, stats.restore_seconds = restored
         return stats
 
 
@@ -161,11 +159,12 @@ def _streamed(
     should_stop: Callable[[], bool],
     prompt_tokens: int,
     text_of: Callable[[dict[str, Any], dict[int, dict[str, str]]], str],
+    started: float,
 ) -> Generator[str, None, TurnStats]:
-    """The text of a streamed completion, and its stats: the server's where it sends them."""
+    """The text of a streamed completion, and its stats (times from ``started``, before the
+    request went out): the server's where it sends them."""
     stats = TurnStats(prompt_tokens=prompt_tokens, finish_reason="length")
     calls: dict[int, dict[str, str]] = {}
-    started = time.perf_counter()
     try:
         for chunk in chunks:
             _take_usage(stats, chunk)
@@ -255,9 +254,10 @@ class RemoteChatBackend:
             )
         elif not tools:
             body.pop("tools", None)  # the final answer: tools withheld
+        started = time.perf_counter()
         chunks = self.server.stream("chat/completions", body, should_stop)
         estimate = self.count_tokens(prompt)
-        stats = yield from _streamed(chunks, should_stop, estimate, _chat_text)
+        stats = yield from _streamed(chunks, should_stop, estimate, _chat_text, started)
         if stats.prompt_tokens != estimate:  # the server said how long the prompt was
             # Within 1.5–5 characters a token: a server's odd figure must not make every later
             # estimate far too small (a request it refuses) or too large (compacting each turn).

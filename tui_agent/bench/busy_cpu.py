@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tui_agent.bench.figures import Figure, spread
 from tui_agent.engine.resident import ResidentModel
+from tui_agent.engine.threads import task_fields
 
 TOKENS = 160
 # A collapsed run makes a token every second or more: a child stops after this long.
@@ -45,8 +46,7 @@ def competitors() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = task_fields(Path(f"/proc/{pid}/stat"))
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

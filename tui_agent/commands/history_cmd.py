@@ -14,7 +14,6 @@ from tui_agent.config import Config, load_config
 from tui_agent.engine.state_files import state_files
 from tui_agent.errors import LlamachatError
 from tui_agent.models.memory import format_bytes
-from tui_agent.session import delete_saved_session
 from tui_agent.store.export import export_json, export_markdown
 from tui_agent.store.sessions import SessionStore
 
@@ -120,6 +119,9 @@ def delete_history(args: argparse.Namespace) -> int:
         if not answer.strip().lower().startswith("y"):
             print("kept")
             return 1
+    # Here, not at the top: the session module brings the agent, and `history list` must not.
+    from tui_agent.session import delete_saved_session
+
     delete_saved_session(store, session_id)
     print(f"deleted {session_id}")
     return 0

@@ -73,10 +73,11 @@ class StateCache:
         with self._lock:
             self._states.clear()
 
-    def keep(self, llama: Any) -> bool:
+    def keep(self, llama: Any, live: tuple[int, ...] | None = None) -> bool:
         """Save the live cache's state (when it holds enough to be worth it and is not saved
-        yet): in memory now, on disk in the background. True when it was saved."""
-        live = _live_tokens(llama)
+        yet): in memory now, on disk in the background. True when it was saved. ``live``: the
+        tokens the cache holds, when the caller has them already."""
+        live = live if live is not None else _live_tokens(llama)
         if len(live) < MIN_TOKENS or live in self._states:
             return False
         if self.shelf is not None and any(e.tokens == live for e in self.shelf.entries()):
@@ -110,7 +111,7 @@ class StateCache:
         of it (what the prompt shares with it stays in place anyway)."""
         live = _live_tokens(llama)
         if len(live) - common_prefix(live, prompt) >= MIN_TOKENS:
-            self.keep(llama)
+            self.keep(llama, live)
 
     def restore_best(self, llama: Any, prompt: list[int]) -> Restored | None:
         """Put back the saved state that shares the longest start with the prompt, when it

@@ -41,6 +41,12 @@ def _own_seconds() -> float:
     return times.user + times.system
 
 
+def task_fields(stat: Path) -> list[str]:
+    """A /proc/PID/stat (or task) line's fields after the command name: state first, then
+    ppid, …; utime and stime at 11 and 12. The name may hold spaces and parentheses."""
+    return stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+
+
 def _runnable_others() -> float:
     """Threads of other programs ready to run now, for the first guess: /proc/loadavg's count
     of runnable threads, less this process's own (llama.cpp's may still be spinning)."""
@@ -52,7 +58,7 @@ def _runnable_others() -> float:
     own = 0
     for task in Path("/proc/self/task").iterdir():
         try:
-            own += task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+            own += task_fields(task / "stat")[0] == "R"
         except (OSError, IndexError):
             continue
     return max(0.0, running - max(own, 1))
