@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from textual.geometry import Region
+from textual.widget import Widget
 
 from tests.scripted import ScriptedBackend
 from tests.ui.harness import SIZE, make_app, send, wait_until
@@ -20,6 +21,7 @@ from tui_agent.tools.base import NoTools
 from tui_agent.ui.widgets.transcript import (
     AssistantMessage,
     EarlierEntries,
+    FoldedEntries,
     NoticeLine,
     ReplyTail,
     ToolPanel,
@@ -293,6 +295,83 @@ async def test_long_transcripts_show_the_newest_entries(
         await pilot.press("ctrl+n")  # a new session empties the transcript
         await wait_until(pilot, lambda: not transcript.entries, what="an empty transcript")
         assert not earlier.display
+
+
+LONG_ANSWER = "\n\n".join(f"Paragraph {i} of a long answer, with a few words." for i in range(8))
+
+
+def _positions(transcript: Transcript) -> dict[Widget, int]:
+    """Where each displayed entry starts in the transcript's scrollable area."""
+    return {e: e.virtual_region.y for e in transcript.entries if e.display}
+
+
+async def test_entries_far_above_the_view_fold_into_one_spacer_and_unfold_on_scroll(
+    tmp_path: Path,
+) -> None:
+    backend = ScriptedBackend([LONG_ANSWER] * 6)
+    app = make_app(tmp_path, backend, tools=NoTools())
+    async with app.run_test(size=SIZE) as pilot:
+        transcript = app.transcript
+        for i in range(5):
+            await send(pilot, f"question {i}")
+            await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
+        before = _positions(transcript)
+        height = transcript.virtual_size.height
+
+        await send(pilot, "question 5")
+        await wait_until(pilot, lambda: app.completed_prompts == 6, what="answer 5")
+        folded = transcript.folded
+        spacer = transcript.query_one(FoldedEntries)
+        # Only whole entries well above the view fold; those near it stay drawn.
+        assert len(folded) >= 4 and folded == transcript.entries[: len(folded)]
+        assert spacer.display and not any(e.display for e in folded)
+        view_top = transcript.scroll_y
+        assert spacer.virtual_region.bottom <= view_top
+        # The spacer is exactly as tall as what it stands for: nothing drawn moved.
+        folded_layout = _positions(transcript)
+        assert all(folded_layout[e] == y for e, y in before.items() if e in folded_layout)
+        spacer_top = spacer.virtual_region.y
+        assert transcript.virtual_size.height > height
+
+        transcript.scroll_to(y=spacer.virtual_region.bottom, animate=False)  # the user scrolls up
+        await pilot.pause()
+        assert not transcript.folded and not spacer.display
+        assert all(e.display for e in transcript.entries)
+        unfolded = _positions(transcript)
+        assert unfolded[folded[0]] == spacer_top
+        assert all(unfolded[e] == y for e, y in folded_layout.items())
+
+
+async def test_a_width_change_unfolds_and_the_earlier_count_leaves_folded_entries_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Transcript, "SHOWN_ENTRIES", 8)
+    backend = ScriptedBackend([LONG_ANSWER] * 7)
+    app = make_app(tmp_path, backend, tools=NoTools())
+    async with app.run_test(size=SIZE) as pilot:
+        transcript = app.transcript
+        for i in range(6):
+            await send(pilot, f"question {i}")
+            await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
+        assert transcript.folded
+        # 12 entries: 4 beyond the window of 8; the folded ones are in the window.
+        assert "4 earlier entries hidden" in str(transcript.earlier.render())
+        assert all(e in transcript.entries[-8:] for e in transcript.folded)
+
+        await pilot.resize_terminal(SIZE[0] - 30, SIZE[1])
+        await pilot.pause()
+        assert not transcript.folded
+        assert all(e.display for e in transcript.entries[-8:])
+
+        await send(pilot, "question 6")  # folds again, measured at the new width
+        await wait_until(pilot, lambda: app.completed_prompts == 7, what="answer 6")
+        folded = transcript.folded
+        spacer = transcript.query_one(FoldedEntries)
+        assert folded and spacer.virtual_region.height > 0
+        shown = [e for e in transcript.entries if e.display]
+        assert (
+            shown[0].virtual_region.y == spacer.virtual_region.bottom + shown[0].styles.margin.top
+        )
 
 
 def test_only_events_other_than_text_wake_the_app() -> None:

@@ -128,14 +128,19 @@ class LlamachatApp(App[None]):
         self._theme_dirs = extra_theme_dirs
 
     def compose(self) -> ComposeResult:
-        yield Transcript(id="transcript")
+        # Kept, not queried: a query walks every widget of a long transcript (each drain of
+        # the worker's events checked for the status bar that way: 2/3 of the app's CPU).
+        self._transcript = Transcript(id="transcript")
+        self._prompt = PromptInput()
+        self._status = StatusBar()
+        yield self._transcript
         # In a container of their own, these are clipped to it: Textual then skips them when it
         # repaints rows of the transcript (several times a second while a reply streams). A
         # widget directly on the screen is drawn whole on every such repaint.
         with Vertical(id="bottom-bar"):
             yield Static("", id="completions")
-            yield PromptInput()
-            yield StatusBar()
+            yield self._prompt
+            yield self._status
             yield Footer()
 
     # --- start-up ---------------------------------------------------------------------------
@@ -196,15 +201,20 @@ class LlamachatApp(App[None]):
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one(StatusBar)
+        return self._status
 
     @property
     def transcript(self) -> Transcript:
-        return self.query_one(Transcript)
+        return self._transcript
 
     @property
     def prompt(self) -> PromptInput:
-        return self.query_one(PromptInput)
+        return self._prompt
+
+    @property
+    def _widgets_gone(self) -> bool:
+        """The app is closing: its widgets are gone, though events may still be queued."""
+        return not self._status.is_attached
 
     # --- events from the worker -------------------------------------------------------------
 
@@ -213,7 +223,7 @@ class LlamachatApp(App[None]):
 
     async def on_events_waiting(self, _: EventsWaiting) -> None:
         # Timer ticks and wake-ups both arrive as messages, so drains never interleave.
-        if not self.query(StatusBar):  # the app is closing: its widgets are gone
+        if self._widgets_gone:
             return
         await self.pump_events()
 
@@ -641,7 +651,7 @@ class LlamachatApp(App[None]):
             await self._render_history(session_id)
 
     async def _fresh_transcript(self) -> None:
-        if not self.query(StatusBar):  # the app is closing
+        if self._widgets_gone:
             return
         await self.transcript.clear()
         await self._welcome()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 from markdown_it import MarkdownIt
@@ -278,6 +280,11 @@ class AssistantMessage(Vertical):
         self._block_waits_since = None
 
     @property
+    def streaming(self) -> bool:
+        """The reply is still being written."""
+        return self._tail is not None
+
+    @property
     def streaming_tail(self) -> str:
         """The text not yet handed to the Markdown widget ("" once the reply is finished)."""
         return self._tail.text if self._tail is not None else ""
@@ -450,22 +457,54 @@ class EarlierEntries(Static, can_focus=True):
         self.action_show()
 
 
+class FoldedEntries(Widget):
+    """Stands in for entries scrolled well above the view: one blank widget as tall as they are
+    (their collapsed margins included), so the scrollbar and the scroll position stay true."""
+
+    DEFAULT_CSS = "FoldedEntries { height: 0; }"
+
+    def render_line(self, y: int) -> Strip:
+        return Strip.blank(self.size.width, self.rich_style)
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """An entry folded away, with its height and vertical margins when it was folded."""
+
+    entry: Widget
+    height: int
+    margin_top: int
+    margin_bottom: int
+
+
 class Transcript(VerticalScroll):
     """Follows the newest text only while the user is at the bottom (Textual's anchor).
 
-    Only the newest SHOWN_ENTRIES entries are displayed: every layout pass walks every displayed
-    widget, so a long session would make each streamed update slower (80 entries: 17 ms per
-    layout instead of 4). Older ones stay mounted but hidden until asked for; beyond MAX_WIDGETS
-    they are removed from the screen (the history keeps them).
+    Every layout pass (a streamed reply needs one every third of a screen) walks every displayed
+    widget, and a finished reply is ~20 of them (Markdown makes one per block and three per list
+    item). Two things keep that walk short in a long session:
+    - only the newest SHOWN_ENTRIES entries are displayed; older ones stay mounted but hidden
+      until asked for; beyond MAX_WIDGETS they are removed from the screen (the history keeps
+      them);
+    - when a prompt is sent, the entries above the view are folded into one FoldedEntries of
+      their height, and unfolded as the user scrolls up to within half a screen of them (or when
+      the width changes, which changes their height).
     """
 
     SHOWN_ENTRIES = 20
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._folds: list[_Fold] = []
+        self._folded_at_width = 0
+
     def compose(self) -> ComposeResult:
         yield EarlierEntries(id="earlier-entries")
+        yield FoldedEntries()
 
     def on_mount(self) -> None:
         self.earlier.display = False
+        self._spacer.display = False
         self.anchor()
 
     @property
@@ -473,42 +512,118 @@ class Transcript(VerticalScroll):
         return self.query_one(EarlierEntries)
 
     @property
+    def _spacer(self) -> FoldedEntries:
+        return self.query_one(FoldedEntries)
+
+    @property
     def entries(self) -> list[Widget]:
-        return [child for child in self.children if not isinstance(child, EarlierEntries | Welcome)]
+        return [
+            child
+            for child in self.children
+            if not isinstance(child, EarlierEntries | Welcome | FoldedEntries)
+        ]
+
+    @property
+    def folded(self) -> list[Widget]:
+        """The entries folded away above the view, oldest first."""
+        return [fold.entry for fold in self._folds]
 
     async def welcome(self, text: str) -> None:
         """A line for an empty transcript; the first entry takes its place."""
-        if not self.entries and not self.query(Welcome):
+        if not self.entries and not self.query_children(Welcome):
             await self.mount(Welcome(text))
 
     async def add(self, *widgets: Widget) -> None:
         """Add entries; a new prompt also hides entries beyond the window (the user is at the
         bottom then, so nothing they are reading disappears)."""
-        await self.query(Welcome).remove()
+        await self.query_children(Welcome).remove()
         await self.mount(*widgets)
         await self._prune()
         if any(isinstance(widget, UserMessage) for widget in widgets):
             self._window()
 
     async def clear(self) -> None:
-        await self.remove_children([*self.entries, *self.query(Welcome)])
+        self.unfold()
+        await self.remove_children([*self.entries, *self.query_children(Welcome)])
         self._show_count()
 
     def show_earlier(self) -> None:
+        self.unfold()
         hidden = [entry for entry in self.entries if not entry.display]
         for entry in hidden[-self.SHOWN_ENTRIES :]:
             entry.display = True
         self._show_count()
 
     def _window(self) -> None:
-        for entry in self.entries[: -self.SHOWN_ENTRIES]:
+        entries = self.entries
+        for entry in entries[: -self.SHOWN_ENTRIES]:
             entry.display = False
+        window = set(entries[-self.SHOWN_ENTRIES :])
+        self._folds = [fold for fold in self._folds if fold.entry in window]
+        self._fold()
         self._show_count()
 
-    def _show_count(self) -> None:
-        if not self.query(EarlierEntries):  # the app is closing (a clear queued by a switch)
+    def _fold(self) -> None:
+        """Fold the oldest displayed entries that lie wholly above a view at the bottom (where
+        the prompt just sent puts it), by their heights in the last layout."""
+        shown = [entry for entry in self.entries if entry.display]
+        reach = self.scrollable_content_region.height
+        below = 0
+        oldest_kept = len(shown)
+        while oldest_kept > 0 and below < reach:
+            oldest_kept -= 1
+            entry = shown[oldest_kept]
+            below += entry.outer_size.height + entry.styles.margin.top + entry.styles.margin.bottom
+        for entry in shown[:oldest_kept]:
+            if not _settled(entry):
+                break
+            margin = entry.styles.margin
+            self._folds.append(_Fold(entry, entry.outer_size.height, margin.top, margin.bottom))
+            entry.display = False
+        self._place_spacer()
+
+    def _place_spacer(self) -> None:
+        spacer = self._spacer
+        if not self._folds:
+            spacer.display = False
             return
-        hidden = sum(1 for entry in self.entries if not entry.display)
+        # What Textual's vertical layout gives the run: heights, and between two neighbours
+        # the larger of the upper one's bottom and the lower one's top margin.
+        folds = self._folds
+        gaps = sum(max(a.margin_bottom, b.margin_top) for a, b in itertools.pairwise(folds))
+        spacer.styles.height = sum(fold.height for fold in folds) + gaps
+        spacer.styles.margin = (folds[0].margin_top, 0, folds[-1].margin_bottom, 0)
+        self.move_child(spacer, before=folds[0].entry)
+        spacer.display = True
+        self._folded_at_width = self.size.width
+
+    def unfold(self) -> None:
+        """Show the folded entries again (the spacer goes: they take its place, as tall)."""
+        if not self._folds:
+            return
+        for fold in self._folds:
+            fold.entry.display = True
+        self._folds = []
+        self._spacer.display = False
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self._folds and new_value < old_value:
+            spacer_end = self._spacer.virtual_region.bottom
+            if new_value < spacer_end + self.scrollable_content_region.height // 2:
+                self.unfold()
+
+    def on_resize(self) -> None:
+        if self._folds and self.size.width != self._folded_at_width:
+            self.unfold()
+
+    def _show_count(self) -> None:
+        if not self.query_children(
+            EarlierEntries
+        ):  # the app is closing (a clear queued by a switch)
+            return
+        folded = set(self.folded)
+        hidden = sum(1 for entry in self.entries if not entry.display and entry not in folded)
         self.earlier.display = hidden > 0
         if hidden:
             self.earlier.update(
@@ -524,10 +639,17 @@ class Transcript(VerticalScroll):
             await self.remove_children(self.entries[:excess])
 
     def tool_panel(self, call_id: str) -> ToolPanel | None:
-        for panel in reversed(list(self.query(ToolPanel))):
+        for panel in reversed(list(self.query_children(ToolPanel))):
             if panel.call_id == call_id:
                 return panel
         return None
+
+
+def _settled(entry: Widget) -> bool:
+    """Laid out, and its height will not change by itself (no reply or tool still running)."""
+    if not entry.outer_size.height or entry.has_class("running"):
+        return False
+    return not (isinstance(entry, AssistantMessage) and entry.streaming)
 
 
 def _pretty_arguments(arguments: dict[str, object]) -> str:
