@@ -57,6 +57,14 @@ class ModelConfig:
         " wait for each other by spinning, and beside a busy compiler or browser generation with"
         " every thread collapsed to a fraction of its fair share.",
     )
+    draft: str = _opt(
+        "prompt-lookup",
+        'Guess the next tokens from the text so far and check them in one step: "prompt-lookup"'
+        " (replies that copy what the model read, such as a file returned with a change, come"
+        ' up to ~1.8x faster; other replies as fast as without) or "off". The reply is the one'
+        " the model would write without it. Not for recurrent models nor server URLs.",
+        choices=("prompt-lookup", "off"),
+    )
     n_batch: int = _opt(512, "Prompt-processing batch size in tokens.", lo=1, hi=65_536)
     flash_attn: bool = _opt(True, "Use flash attention (faster, less memory for the context).")
     n_gpu_layers: int = _opt(0, "Layers to offload to a GPU; -1 offloads all.", lo=-1, hi=100_000)

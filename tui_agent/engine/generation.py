@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from tui_agent.engine.drafting import DraftPolicy, drafted_tokens
 from tui_agent.engine.resident import ResidentModel
 from tui_agent.engine.state_cache import Restored
 
@@ -50,6 +51,9 @@ class TurnStats:
     restore_seconds: float = 0.0
     # Cores other programs kept busy at the most during the call (engine/threads.py; 0 unknown).
     busy_cores: float = 0.0
+    # Tokens guessed by prompt lookup (engine/drafting.py), and of those, the ones the model took.
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
 
     @property
     def evaluated_tokens(self) -> int:
@@ -143,7 +147,7 @@ def _stream(
     llama.set_seed(sampling.seed if sampling.seed >= 0 else random.randint(0, 2**32 - 1))
     pieces = _Pieces(llama, keep_special, model.end_token_ids)
     stops = _StopMatcher((*sampling.stop, *model.stop_strings))
-    stream = llama.generate(
+    generated = llama.generate(
         tokens,
         top_k=sampling.top_k,
         top_p=sampling.top_p,
@@ -152,6 +156,8 @@ def _stream(
         repeat_penalty=sampling.repeat_penalty,
         grammar=grammar,
     )
+    policy = DraftPolicy() if model.drafting else None
+    stream = _with_drafts(llama, generated, policy) if policy is not None else generated
     stats.finish_reason = "length"
     governor = model.threads
     try:
@@ -187,8 +193,23 @@ def _stream(
         stream.close()
         stats.generation_seconds = time.perf_counter() - started
         stats.busy_cores = governor.busiest if governor is not None else 0.0
+        if policy is not None:
+            stats.drafted_tokens, stats.accepted_tokens = policy.drafted, policy.accepted
         model.record_turn(stats.evaluated_tokens, stats.generated_tokens, stats.generation_seconds)
     return stats
+
+
+def _with_drafts(
+    llama: Any, generated: Generator[int, Any, None], policy: DraftPolicy
+) -> Generator[int, None, None]:
+    """The first token from llama-cpp-python's generate (which reads the prompt, reusing the
+    KV cache), the rest from the drafting loop."""
+    first = next(generated, None)
+    generated.close()  # its sampler stays on llama for the loop
+    if first is None:
+        return
+    yield first
+    yield from drafted_tokens(llama, first, policy)
 
 
 class _Pieces:

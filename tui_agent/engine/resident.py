@@ -20,7 +20,7 @@ from typing import Any
 from tui_agent.config import ModelConfig
 from tui_agent.engine.fallback_templates import FallbackTemplate, fallback_template
 from tui_agent.engine.llama_log import install_log_router, log_mark, recent_log
-from tui_agent.engine.state_cache import StateCache
+from tui_agent.engine.state_cache import StateCache, recurrent
 from tui_agent.engine.state_files import StateShelf
 from tui_agent.engine.template_source import template_from_config
 from tui_agent.engine.threads import ThreadGovernor
@@ -43,6 +43,7 @@ class LoadSettings:
     state_cache_mb: int = 0
     state_disk_mb: int = 0
     adaptive_threads: bool = False
+    draft: str = "off"
 
     @classmethod
     def from_config(cls, path: Path, config: ModelConfig) -> LoadSettings:
@@ -58,6 +59,7 @@ class LoadSettings:
             config.state_cache_mb,
             config.state_disk_mb,
             config.adaptive_threads,
+            config.draft,
         )
 
 
@@ -110,6 +112,8 @@ class ResidentModel:
         self._abort = AbortFlag(llama)
         governor = ThreadGovernor(llama, settings.n_threads)
         self.threads = governor if settings.adaptive_threads and governor.works else None
+        # A recurrent model's state cannot be cut back to drop the guesses it did not take.
+        self.drafting = settings.draft == "prompt-lookup" and not recurrent(llama)
         self.state_cache: StateCache | None = None
         if settings.state_cache_mb or settings.state_disk_mb:
             shelf = None

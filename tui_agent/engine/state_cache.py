@@ -94,7 +94,7 @@ class StateCache:
             return False
         self.last_copy_seconds = time.perf_counter() - started
         state = SavedState(live, data, written)
-        prune = not _recurrent(llama)  # states this one extends: it can be cut back to them
+        prune = not recurrent(llama)  # states this one extends: it can be cut back to them
         with self._lock:
             if prune:
                 for tokens in [t for t in self._states if live[: len(t)] == t]:
@@ -149,7 +149,7 @@ class StateCache:
                 if e.tokens not in self._states
             ]
         # A recurrent model's state cannot be cut back to a shorter start.
-        whole_only = _recurrent(llama)
+        whole_only = recurrent(llama)
         usable = [
             c
             for c in candidates
@@ -174,7 +174,8 @@ class _Candidate:
     source: SavedState | StateFile
 
 
-def _recurrent(llama: Any) -> bool:
+def recurrent(llama: Any) -> bool:
+    """A recurrent or hybrid model: its state cannot be cut back to fewer tokens."""
     return bool(getattr(llama, "_is_recurrent", False) or getattr(llama, "_is_hybrid", False))
 
 
