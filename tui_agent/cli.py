@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fewer repetitions (about 3.5 minutes on the demo model)",
     )
     bench.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help='run only these sections, comma-separated (e.g. "drafting,busy CPU")',
+    )
+    bench.add_argument(
         "--json-file",
         metavar="PATH",
         help="also write the JSON report to PATH (the table still prints), to keep or compare",

@@ -144,6 +144,9 @@ class TurnStatistics:
     restore_seconds: float = 0.0
     # Cores other programs kept busy at the most meanwhile (fewer threads were used for it).
     busy_cores: float = 0.0
+    # Tokens guessed from the context (prompt-lookup drafting), and those the model took.
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
 
     @property
     def evaluated_tokens(self) -> int:

@@ -15,6 +15,7 @@ SECTIONS = (
     "Generation",
     "Prefix reuse",
     "Agent in-process vs on llama-server",
+    "Drafting",
     "UI: streaming",
     "UI: drawing on and off",
     "Start-up",
@@ -44,6 +45,10 @@ def test_bench_quick_table_and_json_from_one_run(tmp_path: Path) -> None:
         ("follow-up ÷ cold", "≤ 0.05"),
         ("app ÷ headless (bracketed)", "≤ 1.05"),
         ("event-loop lag p95", "≤ 10 ms"),
+        ("app thread CPU, 40 earlier exchanges ÷ none", "≤ 1.2"),
+        ("chat turn: reply time without ÷ with", "≥ 0.97"),
+        ("edit-heavy turn: first token with ÷ without", "≤ 1.05"),
+        ("RSS with ÷ without", "≤ 1.05"),
         ("launch to first frame", "≤ 1 s"),
         ("llamachat --version", "≤ 0.3 s"),
         ("RSS 20 ÷ RSS 1", "≤ 1.05"),
@@ -58,6 +63,13 @@ def test_bench_quick_table_and_json_from_one_run(tmp_path: Path) -> None:
         assert figure["met"] in (True, False)
         assert name in result.stdout, "the table shows what the JSON holds"
     assert not [f for f in figures if f["value"] is None], "no section may fail or be skipped"
+
+
+def test_bench_only_names_the_sections_when_one_is_unknown() -> None:
+    result = run_cli("bench", "--only", "drafting,warp speed", timeout=120)
+    assert result.returncode == 1
+    assert "no bench section named 'warp speed'" in result.stderr
+    assert "drafting" in result.stderr.split("hint:")[1] and not result.stdout
 
 
 def test_bench_on_a_server_runs_the_model_sections_there(cpp_server: str, tmp_path: Path) -> None:

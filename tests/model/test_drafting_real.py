@@ -12,6 +12,7 @@ import llama_cpp
 import numpy as np
 import pytest
 
+from tui_agent.bench.drafting_bench import SETTINGS_PY
 from tui_agent.bench.engine_bench import cold
 from tui_agent.config import ModelConfig
 from tui_agent.engine import generation, resident
@@ -20,33 +21,9 @@ from tui_agent.engine.resident import ResidentModel
 
 pytestmark = pytest.mark.model
 
-CODE = """\
-def read_settings(path):
-    \"\"\"Read the settings file: one key = value per line, # starts a comment.\"\"\"
-    settings = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            if "=" not in line:
-                raise ValueError(f"line {number}: expected key = value, got {line!r}")
-            key, value = (part.strip() for part in line.split("=", 1))
-            if key in settings:
-                raise ValueError(f"line {number}: {key} is set twice")
-            settings[key] = value
-    return settings
-
-
-def write_settings(path, settings):
-    \"\"\"Write the settings back, sorted by key, one per line.\"\"\"
-    with open(path, "w", encoding="utf-8") as handle:
-        for key in sorted(settings):
-            handle.write(f"{key} = {settings[key]}\\n")
-"""
 EDIT_PROMPT = (
     "<|im_start|>system\nYou are a helpful coding assistant.<|im_end|>\n<|im_start|>user\n"
-    f"Here is settings.py:\n```python\n{CODE}```\n"
+    f"Here is settings.py:\n```python\n{SETTINGS_PY}```\n"
     "Return the whole file with read_settings renamed to load_settings.<|im_end|>\n"
     "<|im_start|>assistant\n"
 )
@@ -122,10 +99,11 @@ def test_the_kv_cache_holds_what_the_token_list_says_after_a_cut(
 ) -> None:
     llama = model.llama
     prompt = llama.tokenize(EDIT_PROMPT.encode(), add_bos=True, special=True)
+    whole, _, _ = run(model, True, replace(GREEDY, max_tokens=300), monkeypatch)
     beyond = []
-    for cut in (120, 167, 233):  # stops that land inside guessed batches
+    for cut in (len(whole) * 2 // 3, len(whole) * 4 // 5, len(whole) - 7):  # inside batches, likely
         produced, _, stats = run(model, True, replace(GREEDY, max_tokens=cut), monkeypatch)
-        assert stats.generated_tokens == cut and stats.accepted_tokens
+        assert stats.generated_tokens == cut
         assert_cache_matches(model)
         # Every produced token but the last was evaluated, after the prompt; beyond them only
         # guesses the model took can remain (a stop inside a batch leaves them).

@@ -259,6 +259,8 @@ class _Run:
                 stats.restored_tokens,
                 stats.restore_seconds,
                 stats.busy_cores,
+                stats.drafted_tokens,
+                stats.accepted_tokens,
             )
         )
         if stats.finish_reason == "cancelled" or self.control.cancelled():

@@ -13,6 +13,7 @@ from pathlib import Path
 from tui_agent.agent.backend import LlamaBackend
 from tui_agent.bench import (
     busy_cpu,
+    drafting_bench,
     drawing_windows,
     engine_bench,
     history_bench,
@@ -24,6 +25,7 @@ from tui_agent.bench.figures import Figure
 from tui_agent.config import Config
 from tui_agent.engine.remote import is_remote
 from tui_agent.engine.resident import get_resident_model
+from tui_agent.errors import LlamachatError
 from tui_agent.models.sources import resolve_spec
 
 
@@ -40,6 +42,8 @@ class Plan:
     history_sessions: int
     startup_runs: int
     resume_tokens: int
+    draft_rounds: int
+    draft_tokens: int
 
 
 FULL = Plan(
@@ -54,6 +58,8 @@ FULL = Plan(
     history_sessions=10_000,
     startup_runs=5,
     resume_tokens=4000,
+    draft_rounds=3,
+    draft_tokens=700,
 )
 QUICK = Plan(
     repetitions=2,
@@ -68,15 +74,22 @@ QUICK = Plan(
     history_sessions=10_000,
     startup_runs=2,
     resume_tokens=1500,
+    draft_rounds=1,
+    draft_tokens=400,
 )
 
 
 def run(
-    config: Config, model_spec: str | None, plan: Plan, progress: Callable[[str], None]
+    config: Config,
+    model_spec: str | None,
+    plan: Plan,
+    progress: Callable[[str], None],
+    only: frozenset[str] = frozenset(),
 ) -> list[Figure]:
+    """Every section, or those named in ``only``."""
     spec = model_spec or config.model.source or None
     if is_remote(spec):
-        return _run_remote(config, str(spec), plan, progress)
+        return _run_remote(config, str(spec), plan, progress, only)
     _, path = resolve_spec(spec)
     model = get_resident_model(path, config.model)
     scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
@@ -118,6 +131,12 @@ def run(
             ),
         ),
         ("busy CPU", lambda: busy_cpu.busy_cpu(model, plan.repetitions)),
+        (
+            "drafting",
+            lambda: fresh(
+                lambda: drafting_bench.side_by_side(model, plan.draft_rounds, plan.draft_tokens)
+            ),
+        ),
         ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
         (
             "UI drawing windows",
@@ -137,7 +156,7 @@ def run(
         ),
     ]
     try:
-        return _sections(steps, progress)
+        return _sections(steps, progress, only)
     finally:
         if shelf is not None:
             shelf.root = None
@@ -145,7 +164,7 @@ def run(
 
 
 def _run_remote(
-    config: Config, url: str, plan: Plan, progress: Callable[[str], None]
+    config: Config, url: str, plan: Plan, progress: Callable[[str], None], only: frozenset[str]
 ) -> list[Figure]:
     """The sections that measure a model: generation and prefix reuse, on the server."""
     backend = remote_bench.connect(config, url)
@@ -156,14 +175,25 @@ def _run_remote(
             ("prefix reuse", lambda: remote_bench.remote_prefix_reuse(backend, reps, plan.history_tokens)),
         ],
         progress,
+        only,
     )  # fmt: skip
 
 
 def _sections(
-    steps: list[tuple[str, Callable[[], list[Figure]]]], progress: Callable[[str], None]
+    steps: list[tuple[str, Callable[[], list[Figure]]]],
+    progress: Callable[[str], None],
+    only: frozenset[str],
 ) -> list[Figure]:
+    labels = [label for label, _ in steps]
+    if unknown := sorted(only - set(labels)):
+        raise LlamachatError(
+            f"no bench section named {', '.join(map(repr, unknown))}",
+            f"--only takes a comma-separated list of: {', '.join(labels)}",
+        )
     figures: list[Figure] = []
     for label, step in steps:
+        if only and label not in only:
+            continue
         progress(f"bench: {label}…")
         # Each section starts on a clean heap: garbage a section leaves (the UI section's
         # apps) would otherwise be collected, at a cost, inside the next section's timings.

@@ -1,4 +1,4 @@
-"""`llamachat bench [--model M] [--json] [--quick] [--json-file PATH]`."""
+"""`llamachat bench [--model M] [--json] [--quick] [--only SECTIONS] [--json-file PATH]`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from tui_agent.config import load_config
 
 def bench(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    figures = run(config, args.model, QUICK if args.quick else FULL, stderr_progress)
+    only = frozenset(name.strip() for name in (args.only or "").split(",") if name.strip())
+    figures = run(config, args.model, QUICK if args.quick else FULL, stderr_progress, only)
     machine = machine_description()
     print(render_json(figures, machine) if args.json else render_table(figures, machine))
     if args.json_file:

@@ -161,6 +161,8 @@ class _Printer:
             "cached_tokens": 0,
             "generated_tokens": 0,
             "model_calls": 0,
+            # Of the generated tokens, those guessed from the context and checked in a batch.
+            "accepted_draft_tokens": 0,
         }
         self.tool_calls: list[dict[str, Any]] = []
         self._ended_with_newline = True
@@ -198,6 +200,7 @@ class _Printer:
             self.usage["prompt_tokens"] += event.prompt_tokens
             self.usage["cached_tokens"] += event.cached_tokens
             self.usage["generated_tokens"] += event.generated_tokens
+            self.usage["accepted_draft_tokens"] += event.accepted_tokens
             self.usage["model_calls"] += 1
         elif isinstance(event, ToolResult):
             self.tool_calls.append(
