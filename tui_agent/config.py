@@ -60,9 +60,10 @@ class ModelConfig:
     draft: str = _opt(
         "prompt-lookup",
         'Guess the next tokens from the text so far and check them in one step: "prompt-lookup"'
-        " (replies that copy what the model read, such as a file returned with a change, come"
-        ' up to ~1.8x faster; other replies as fast as without) or "off". The reply is the one'
-        " the model would write without it. Not for recurrent models nor server URLs.",
+        " (replies that copy what the model read, such as a file returned with a change, are"
+        " written faster, how much depends on the CPU: `llamachat bench --only drafting`; other"
+        ' replies as fast as without) or "off". The reply is the one the model would write'
+        " without it. Not for recurrent models nor server URLs.",
         choices=("prompt-lookup", "off"),
     )
     n_batch: int = _opt(512, "Prompt-processing batch size in tokens.", lo=1, hi=65_536)
