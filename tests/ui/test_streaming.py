@@ -333,13 +333,24 @@ async def test_entries_far_above_the_view_fold_into_one_spacer_and_unfold_on_scr
         spacer_top = spacer.virtual_region.y
         assert transcript.virtual_size.height > height
 
-        transcript.scroll_to(y=spacer.virtual_region.bottom, animate=False)  # the user scrolls up
-        await pilot.pause()
+        bottom = transcript.scroll_y
+        for _ in range(20):  # PageUp in the prompt box, until the folded entries are back
+            if not transcript.folded or not transcript.scroll_y:
+                break
+            await pilot.press("pageup")
+            await pilot.pause()
+        assert app.focused is app.prompt and transcript.scroll_y < bottom
         assert not transcript.folded and not spacer.display
         assert all(e.display for e in transcript.entries)
         unfolded = _positions(transcript)
         assert unfolded[folded[0]] == spacer_top
         assert all(unfolded[e] == y for e, y in folded_layout.items())
+        for _ in range(20):
+            if transcript.scroll_y >= bottom:
+                break
+            await pilot.press("pagedown")
+            await pilot.pause()
+        assert transcript.scroll_y == bottom
 
 
 async def test_a_width_change_unfolds_and_the_earlier_count_leaves_folded_entries_out(

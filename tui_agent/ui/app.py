@@ -432,6 +432,13 @@ class LlamachatApp(App[None]):
 
     # --- the prompt -------------------------------------------------------------------------
 
+    @on(PromptInput.PageKey)
+    def _page(self, event: PromptInput.PageKey) -> None:
+        if event.up:
+            self.transcript.scroll_page_up(animate=False)
+        else:
+            self.transcript.scroll_page_down(animate=False)
+
     @on(PromptInput.Submitted)
     async def _submitted(self, event: PromptInput.Submitted) -> None:
         self.query_one("#completions").display = False
@@ -617,6 +624,7 @@ class LlamachatApp(App[None]):
             body.append(f"  {binding.key:<10} {binding.description}\n")
         body.append(
             "  enter      send\n  ctrl+j     new line\n  up/down    recall earlier prompts\n"
+            "  pgup/pgdn  scroll the conversation\n"
             "  ctrl+p     command palette\n\n"
         )
         body.append("Commands\n", style="bold underline")

@@ -1,4 +1,5 @@
-"""The prompt: multi-line, Enter sends, Ctrl+J (or Shift+Enter) adds a newline, Up/Down recall."""
+"""The prompt: multi-line, Enter sends, Ctrl+J (or Shift+Enter) adds a newline, Up/Down recall,
+PageUp/PageDown scroll the transcript."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class PromptInput(TextArea):
     class Changed(Message):
         text: str
 
+    @dataclass
+    class PageKey(Message):
+        """PageUp/PageDown while the prompt fits its box: the transcript's, not the prompt's."""
+
+        up: bool
+
     def __init__(self) -> None:
         super().__init__(id="prompt", soft_wrap=True, show_line_numbers=False, compact=True)
         self.prompt_history: list[str] = []
@@ -44,6 +51,10 @@ class PromptInput(TextArea):
             event.prevent_default()
             event.stop()
             self.insert("\n")
+        elif event.key in ("pageup", "pagedown") and not self.max_scroll_y:
+            event.prevent_default()
+            event.stop()
+            self.post_message(self.PageKey(up=event.key == "pageup"))
         elif event.key == "tab" and self.text.startswith("/"):
             event.prevent_default()
             event.stop()
