@@ -398,4 +398,4 @@ def delete_saved_session(store: SessionStore, session_id: str) -> None:
     """Delete a session from the history, and the model states saved for it: they hold its
     conversation too."""
     store.delete_session(session_id)
-    remove_states(session_id)
+    remove_states({session_id})

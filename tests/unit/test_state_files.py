@@ -156,7 +156,7 @@ def test_removing_a_sessions_states_keeps_the_others(tmp_path: Path) -> None:
     s = shelf(tmp_path)
     save(s, range(100), session="keep")
     save(s, range(500, 600), session="drop")
-    assert remove_states("drop", root)[0] == 1
+    assert remove_states({"drop"}, root)[0] == 1
     assert [e.session for e in listed(root)] == ["keep"]
     assert remove_states(None, root)[0] == 1 and not list(root.iterdir())
 

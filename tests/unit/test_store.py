@@ -17,7 +17,9 @@ from tests.scripted import FunctionTools, ScriptedBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.loop import compact_now
 from tui_agent.agent.worker import AgentWorker, SendPrompt
-from tui_agent.config import AgentConfig
+from tui_agent.commands.history_cmd import open_store
+from tui_agent.config import AgentConfig, Config
+from tui_agent.engine.state_files import StateShelf, state_files, states_root
 from tui_agent.errors import HistoryUnavailableError
 from tui_agent.events import Completed, PermissionRequest
 from tui_agent.store.db import SCHEMA_VERSION, open_database
@@ -286,6 +288,27 @@ def test_retention_is_off_by_default_and_deletes_only_old_sessions(db: Path) -> 
     assert SessionStore(db).exists(old), "no retention unless configured"
     kept = SessionStore(db, retention_days=30)
     assert not kept.exists(old) and kept.exists(new) and "retention_days" in kept.notices[0]
+    assert kept.expired == [old] and SessionStore(db, retention_days=30).expired == []
+
+
+def test_retention_removes_the_saved_model_states_of_the_sessions_it_deletes(
+    tmp_path: Path, db: Path
+) -> None:
+    store = SessionStore(db)
+    old = run_prompts(store, ScriptedBackend(["a"]), ["old"]).conversation.id
+    new = run_prompts(store, ScriptedBackend(["b"]), ["new"]).conversation.id
+    sqlite3.connect(db, isolation_level=None).execute(
+        "UPDATE sessions SET updated = 0 WHERE id = ?", (old,)
+    )
+    shelf = StateShelf({"model": "m"}, 10**9, root=states_root())
+    for session, tokens in ((old, range(100)), (new, range(200, 300))):
+        shelf.save_later(tuple(tokens), b"s" * 100, 100, session)
+    shelf.flush()
+    config = Config()
+    config.history.db_path = str(db)
+    config.history.retention_days = 30
+    open_store(config)
+    assert {state.session for state in state_files()} == {new}
 
 
 def test_corrupt_file_is_moved_aside_never_overwritten(db: Path) -> None:

@@ -21,6 +21,10 @@ from tui_agent.store.sessions import SessionStore
 def open_store(config: Config) -> SessionStore:
     path = Path(config.history.db_path).expanduser() if config.history.db_path else None
     store = SessionStore(path, config.history.retention_days)
+    if store.expired:  # their saved model states hold their conversations too
+        from tui_agent.engine.state_files import remove_states
+
+        remove_states(set(store.expired))
     for notice in store.notices:
         print(f"[note] {notice}", file=sys.stderr)
     return store

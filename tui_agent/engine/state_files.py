@@ -28,7 +28,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -386,15 +386,17 @@ class StateShelf:
                 self._entries.pop(path, None)
 
 
-def remove_states(session: str | None = None, root: Path | None = None) -> tuple[int, int]:
-    """Remove the saved states of one session (its conversation is in them), or all of them
-    (with temporary files left by killed processes); (files removed, bytes freed)."""
+def remove_states(
+    sessions: Collection[str] | None = None, root: Path | None = None
+) -> tuple[int, int]:
+    """Remove the saved states of these sessions (their conversations are in them), or all of
+    them (with temporary files left by killed processes); (files removed, bytes freed)."""
     root = root or states_root()
     count = freed = 0
     for path in root.glob(f"*/*{SUFFIX}*"):
-        if session is not None:
+        if sessions is not None:
             try:
-                if read_header(path)[0].session != session:
+                if read_header(path)[0].session not in sessions:
                     continue
             except BadStateFile:
                 continue
@@ -402,7 +404,7 @@ def remove_states(session: str | None = None, root: Path | None = None) -> tuple
             size = path.stat().st_size
             path.unlink()
             count, freed = count + (not path.name.endswith(".tmp")), freed + size
-    if session is None:
+    if sessions is None:
         for directory in root.glob("*"):
             with contextlib.suppress(OSError):
                 directory.rmdir()

@@ -73,12 +73,13 @@ class SessionStore:
         self._db = opened.connection
         # One connection shared by the worker (writes) and the UI (reads): serialize its use.
         self._lock = threading.RLock()
-        if retention_days > 0:
-            removed = self.delete_older_than(retention_days)
-            if removed:
-                self.notices.append(
-                    f"deleted {removed} session(s) older than {retention_days} days (retention_days)"
-                )
+        # Sessions retention deleted now: what was saved for them elsewhere goes too.
+        self.expired = self.delete_older_than(retention_days) if retention_days > 0 else []
+        if self.expired:
+            self.notices.append(
+                f"deleted {len(self.expired)} session(s) older than {retention_days} days"
+                " (retention_days)"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -145,10 +146,21 @@ class SessionStore:
         self._require(session_id)
         self._write("DELETE FROM sessions WHERE id = ?", (session_id,))
 
-    def delete_older_than(self, days: int) -> int:
+    def delete_older_than(self, days: int) -> list[str]:
+        """Delete the sessions not updated for ``days`` days; their ids."""
         cutoff = time.time() - days * 86400
         with self._lock:
-            return self._db.execute("DELETE FROM sessions WHERE updated < ?", (cutoff,)).rowcount
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # Not DELETE … RETURNING: SQLite before 3.35 (Debian 11's) lacks it.
+                where = ("WHERE updated < ?", (cutoff,))
+                rows = self._db.execute(f"SELECT id FROM sessions {where[0]}", where[1]).fetchall()
+                self._db.execute(f"DELETE FROM sessions {where[0]}", where[1])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [str(row[0]) for row in rows]
 
     def _require(self, session_id: str) -> None:
         if not self.exists(session_id):
