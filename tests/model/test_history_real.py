@@ -102,6 +102,7 @@ def test_json_output_and_no_save(config: Path, tmp_path: Path) -> None:
     # The reply's words depend on the build and the CPU: its shape and the saved session do not.
     assert record["type"] == "result" and isinstance(record["result"], str)
     assert record["session_id"] and record["usage"]["generated_tokens"] > 0
+    assert 0 <= record["usage"]["accepted_draft_tokens"] < record["usage"]["generated_tokens"]
     before = SessionStore(tmp_path / "history.db").count_sessions()
     unsaved = run_cli(
         "--config", str(config), "-p", "Say no.", "--no-save", "--output-format", "json"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from textual.geometry import Region
+from textual.pilot import Pilot
 from textual.widget import Widget
 
 from tests.scripted import ScriptedBackend
@@ -18,6 +19,7 @@ from tui_agent.config import Config
 from tui_agent.events import Completed, PermissionRequest, TextDelta, ToolStart
 from tui_agent.session import Session
 from tui_agent.tools.base import NoTools
+from tui_agent.ui.app import LlamachatApp
 from tui_agent.ui.widgets.transcript import (
     AssistantMessage,
     EarlierEntries,
@@ -300,6 +302,16 @@ async def test_long_transcripts_show_the_newest_entries(
 LONG_ANSWER = "\n\n".join(f"Paragraph {i} of a long answer, with a few words." for i in range(8))
 
 
+async def converse(pilot: Pilot[object], app: LlamachatApp, prompts: int) -> None:
+    """Send ``prompts`` questions, each once the answer before it is complete."""
+    for _ in range(prompts):
+        done = app.completed_prompts + 1
+        await send(pilot, f"question {done - 1}")
+        await wait_until(
+            pilot, lambda done=done: app.completed_prompts == done, what=f"answer {done - 1}"
+        )
+
+
 def _positions(transcript: Transcript) -> dict[Widget, int]:
     """Where each displayed entry starts in the transcript's scrollable area."""
     return {e: e.virtual_region.y for e in transcript.entries if e.display}
@@ -312,14 +324,11 @@ async def test_entries_far_above_the_view_fold_into_one_spacer_and_unfold_on_scr
     app = make_app(tmp_path, backend, tools=NoTools())
     async with app.run_test(size=SIZE) as pilot:
         transcript = app.transcript
-        for i in range(5):
-            await send(pilot, f"question {i}")
-            await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
+        await converse(pilot, app, 5)
         before = _positions(transcript)
         height = transcript.virtual_size.height
 
-        await send(pilot, "question 5")
-        await wait_until(pilot, lambda: app.completed_prompts == 6, what="answer 5")
+        await converse(pilot, app, 1)
         folded = transcript.folded
         spacer = transcript.query_one(FoldedEntries)
         # Only whole entries well above the view fold; those near it stay drawn.
@@ -361,9 +370,7 @@ async def test_a_width_change_unfolds_and_the_earlier_count_leaves_folded_entrie
     app = make_app(tmp_path, backend, tools=NoTools())
     async with app.run_test(size=SIZE) as pilot:
         transcript = app.transcript
-        for i in range(6):
-            await send(pilot, f"question {i}")
-            await wait_until(pilot, lambda i=i: app.completed_prompts == i + 1, what=f"answer {i}")
+        await converse(pilot, app, 6)
         assert transcript.folded
         # 12 entries: 4 beyond the window of 8; the folded ones are in the window.
         assert "4 earlier entries hidden" in str(transcript.earlier.render())
@@ -374,8 +381,7 @@ async def test_a_width_change_unfolds_and_the_earlier_count_leaves_folded_entrie
         assert not transcript.folded
         assert all(e.display for e in transcript.entries[-8:])
 
-        await send(pilot, "question 6")  # folds again, measured at the new width
-        await wait_until(pilot, lambda: app.completed_prompts == 7, what="answer 6")
+        await converse(pilot, app, 1)  # folds again, measured at the new width
         folded = transcript.folded
         spacer = transcript.query_one(FoldedEntries)
         assert folded and spacer.virtual_region.height > 0

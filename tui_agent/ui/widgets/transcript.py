@@ -497,10 +497,11 @@ class Transcript(VerticalScroll):
         super().__init__(id=id)
         self._folds: list[_Fold] = []
         self._folded_at_width = 0
+        self._spacer = FoldedEntries()  # kept: watch_scroll_y reads it on every scroll
 
     def compose(self) -> ComposeResult:
         yield EarlierEntries(id="earlier-entries")
-        yield FoldedEntries()
+        yield self._spacer
 
     def on_mount(self) -> None:
         self.earlier.display = False
@@ -510,10 +511,6 @@ class Transcript(VerticalScroll):
     @property
     def earlier(self) -> EarlierEntries:
         return self.query_one(EarlierEntries)
-
-    @property
-    def _spacer(self) -> FoldedEntries:
-        return self.query_one(FoldedEntries)
 
     @property
     def entries(self) -> list[Widget]:
