@@ -7,6 +7,7 @@ need them, so `--version` and `--help` answer at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -200,6 +201,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(cache_clear)
     cache_clear.set_defaults(handler=_lazy("tui_agent.commands.cache_cmd", "cache_clear"))
 
+    serve = commands.add_parser(
+        "serve", help="serve the agent over HTTP (OpenAI Responses API, streaming, approvals)"
+    )
+    _add_common(serve)
+    _add_rule_flags(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, help="port (default 8765; 0 takes any free port)")
+    serve.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="require 'Authorization: Bearer $VAR' (needed for any address but loopback)",
+    )
+    serve.add_argument(
+        "--approval-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="deny a tool call whose approval request gets no answer in this long (default 300)",
+    )
+    serve.add_argument("--system", help="system prompt for new sessions")
+    serve.add_argument("--no-save", action="store_true", help="do not save sessions to the history")
+    serve.set_defaults(handler=_lazy("tui_agent.commands.serve_cmd", "serve"))
+
     mcp = commands.add_parser(
         "mcp", help="MCP servers: list them, import a Claude Desktop / .mcp.json file"
     )
@@ -282,8 +305,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _handle(args)  # the chat: Textual draws on the terminal itself
     from tui_agent.printable import terminal_safe_output
 
-    with terminal_safe_output():
-        return _handle(args)
+    try:
+        with terminal_safe_output():
+            return _handle(args)
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """Output piped into a reader that stopped early (`| head`): end quietly, as `cat` does,
+    with the status a shell reports for SIGPIPE. Python would otherwise print a traceback, and
+    another when it flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -194,6 +194,26 @@ class HistoryConfig:
 
 
 @dataclass
+class ServeConfig:
+    host: str = _opt(
+        "127.0.0.1", "Address `llamachat serve` listens on; any but loopback needs token_env."
+    )
+    port: int = _opt(8765, "Port `llamachat serve` listens on (0: any free port).", lo=0, hi=65_535)
+    token_env: str = _opt(
+        "", "Environment variable holding the bearer token clients must send (empty: none)."
+    )
+    approval_timeout_sec: float = _opt(
+        300.0,
+        "A tool call waiting for approval over the API is denied after this long.",
+        lo=1,
+        hi=86_400,
+    )
+    max_request_bytes: int = _opt(
+        1_048_576, "Largest request body accepted, in bytes.", lo=1024, hi=1 << 30
+    )
+
+
+@dataclass
 class McpServerConfig:
     command: str = _opt("", "Program that starts a stdio server.")
     args: list[str] = _opt([], "Arguments for command.")
@@ -219,6 +239,7 @@ SECTIONS: dict[str, type] = {
     "tools": ToolsConfig,
     "permissions": PermissionsConfig,
     "history": HistoryConfig,
+    "serve": ServeConfig,
 }
 MCP_SECTION = "mcp_servers"
 
@@ -231,6 +252,7 @@ class Config:
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     permissions: PermissionsConfig = field(default_factory=PermissionsConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     mcp_servers: dict[str, McpServerConfig] = field(default_factory=dict)
     path: Path | None = None
 

@@ -36,7 +36,7 @@ from tui_agent.agent.worker import (
     ResumeSession,
     SendPrompt,
 )
-from tui_agent.config import Config
+from tui_agent.config import AgentConfig, Config
 from tui_agent.engine.remote import RemoteServer
 from tui_agent.engine.remote import is_remote as is_remote
 from tui_agent.engine.resident import current_rss as current_rss
@@ -322,9 +322,15 @@ class Session:
     def conversation(self) -> Conversation | None:
         return self.worker.conversation if self.worker else None
 
-    def send(self, text: str, force_tools: list[str] | None = None) -> None:
-        """Run a prompt; ``force_tools`` (names) makes the first model call a call of one."""
-        self._require().submit(SendPrompt(text, force_tools or []))
+    def send(
+        self,
+        text: str,
+        force_tools: list[str] | None = None,
+        settings: AgentConfig | None = None,
+    ) -> None:
+        """Run a prompt; ``force_tools`` (names) makes the first model call a call of one;
+        ``settings`` replace the configured sampling and limits for this prompt."""
+        self._require().submit(SendPrompt(text, force_tools or [], settings))
 
     def cancel(self) -> None:
         self._require().cancel()
@@ -340,8 +346,13 @@ class Session:
             raise RuntimeError("no history store")
         conversation = self.store.load_conversation(session_id)
         self._say_if_made_on_another_model(session_id)
-        self._require().submit(ResumeSession(conversation))
+        self.adopt(conversation)
         return conversation
+
+    def adopt(self, conversation: Conversation) -> None:
+        """Continue ``conversation`` (made by the caller, or loaded from history) from the next
+        prompt on; the worker owns it from here."""
+        self._require().submit(ResumeSession(conversation))
 
     def reply_permission(self, request_id: str, decision: PermissionDecision) -> None:
         self._require().reply_permission(request_id, decision)

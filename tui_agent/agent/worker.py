@@ -45,6 +45,8 @@ class SendPrompt:
     text: str
     # Tool names: the first model call must be a call of one (grammar-constrained).
     force_tools: list[str] = field(default_factory=list)
+    # This prompt's sampling and limits, instead of the worker's (a request to `serve` sets them).
+    settings: AgentConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ class AgentWorker:
                 self.conversation,
                 command.text,
                 self.tools,
-                self.config,
+                command.settings or self.config,
                 self._sink,
                 self._control,
                 self._forced(command.force_tools),

@@ -1,0 +1,120 @@
+"""`llamachat serve`: the agent over HTTP for editors, scripts and web pages on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from tui_agent.commands.history_cmd import open_store
+from tui_agent.config import Config, ServeConfig, load_config
+from tui_agent.errors import ConfigError
+from tui_agent.session import Session
+from tui_agent.store.sessions import SessionStore
+from tui_agent.tools.spec_cache import tools_key
+
+if TYPE_CHECKING:
+    from tui_agent.tools.setup import ToolStack
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    settings = _settings(config.serve, args)
+    token = _token(settings)
+    listening = _bind(settings.host, settings.port)
+
+    import uvicorn
+
+    from tui_agent.serve.app import Guard, build_app
+    from tui_agent.serve.desk import Desk
+
+    store = None if args.no_save else open_store(config)
+    session = _session(config, args, store)
+    desk = Desk(session, settings.approval_timeout_sec)
+    app = build_app(desk, Guard(token, settings.max_request_bytes))
+    host, port = listening.getsockname()[:2]
+    where = f"[{host}]" if ":" in host else host
+    print(
+        f"llamachat serve: http://{where}:{port} (model {session.model_label};"
+        f" {'bearer token from $' + settings.token_env if token else 'this machine only'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    )
+    try:
+        server.run(sockets=[listening])
+    finally:
+        if store is not None:
+            store.close()
+    return 0
+
+
+def _settings(configured: ServeConfig, args: argparse.Namespace) -> ServeConfig:
+    changes = {
+        name: value
+        for name, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("token_env", args.token_env),
+            ("approval_timeout_sec", args.approval_timeout),
+        )
+        if value is not None
+    }
+    return replace(configured, **changes)
+
+
+def _token(settings: ServeConfig) -> str | None:
+    """The bearer token clients must send, or None; a non-loopback address requires one."""
+    from tui_agent.serve.app import is_loopback
+
+    if settings.token_env:
+        token = os.environ.get(settings.token_env, "")
+        if not token.strip():
+            raise ConfigError(
+                f"--token-env {settings.token_env}: that environment variable is empty or unset",
+                f'export {settings.token_env}="$(openssl rand -hex 32)" before starting',
+            )
+        return token.strip()
+    if not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to serve on {settings.host} without a token: anyone who can reach it"
+            " could run the agent's tools",
+            "keep the default --host 127.0.0.1, or set --token-env VAR with a secret in $VAR",
+        )
+    return None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the model loads: a port in use is said at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            "pick another --port (0 takes any free one), or stop what uses it",
+        ) from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _session(config: Config, args: argparse.Namespace, store: SessionStore | None) -> Session:
+    def tools() -> ToolStack:
+        from tui_agent.tools.setup import build_tools  # on the tools' thread (see Session)
+
+        return build_tools(config, args.allow, args.deny)
+
+    key = tools_key(config, args.allow, args.deny, only_unasked=False)
+    session = Session.from_config(config, args.model, store, tools, None, tools_key=key)
+    session.system_prompt = args.system
+    session.save = not args.no_save
+    return session
