@@ -63,6 +63,8 @@ class ScriptedBackend:
     # After this many pieces the stream waits for `resume` (so a test can cancel mid-reply).
     pause_after: int | None = None
     resume: threading.Event = field(default_factory=threading.Event)
+    # Seconds between pieces, as a real model takes between tokens.
+    piece_delay: float = 0.0
     prompts: list[str] = field(default_factory=list)
     summary_prompts: list[str] = field(default_factory=list)
     grammars: list[Any] = field(default_factory=list)
@@ -123,6 +125,8 @@ class ScriptedBackend:
         for index, start in enumerate(range(0, len(reply), self.piece_size)):
             if index == self.pause_after:
                 self.resume.wait(10)
+            if self.piece_delay:
+                time.sleep(self.piece_delay)
             if should_stop():
                 stats.finish_reason = "cancelled"
                 return stats

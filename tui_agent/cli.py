@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     h_list.set_defaults(handler=_lazy(module, "list_history"))
     h_show = history_commands.add_parser("show", help="one session as Markdown (or --json)")
     h_show.add_argument("id")
+    h_show.add_argument(
+        "--trace",
+        action="store_true",
+        help="the turns as a tree of model and tool calls with timings",
+    )
     h_show.set_defaults(handler=_lazy(module, "show_history"))
     h_search = history_commands.add_parser(
         "search", help="full-text search over every message and tool result"
@@ -135,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     h_search.set_defaults(handler=_lazy(module, "search_history"))
     h_export = history_commands.add_parser("export", help="write a session as Markdown or JSON")
     h_export.add_argument("id")
-    h_export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    h_export.add_argument(
+        "--format",
+        choices=("markdown", "json", "otlp-json"),
+        default="markdown",
+        help="markdown, json (every entry), otlp-json (the turns' spans as OpenTelemetry JSON)",
+    )
     h_export.add_argument("-o", "--output", help="file to write (default: stdout)")
     h_export.set_defaults(handler=_lazy(module, "export_history"))
     h_rename = history_commands.add_parser("rename", help="give a session a new title")

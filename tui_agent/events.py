@@ -147,6 +147,8 @@ class TurnStatistics:
     # Tokens guessed from the context (prompt-lookup drafting), and those the model took.
     drafted_tokens: int = 0
     accepted_tokens: int = 0
+    # Why generation stopped: stop (the model ended), length (the token limit), cancelled.
+    finish_reason: str = ""
 
     @property
     def evaluated_tokens(self) -> int:

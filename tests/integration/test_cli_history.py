@@ -121,3 +121,25 @@ def test_a_history_folder_that_cannot_be_made_is_named(tmp_path: Path, argv: lis
     )
     assert "--no-save" in result.stderr
     assert blocker.read_text() == "a file where the history folder should be"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(config: Path, session_id: str) -> None:
+    """`llamachat history list | head -1`: the reader leaves early; no traceback follows."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tui_agent", "history", "list", "--config", str(config)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""

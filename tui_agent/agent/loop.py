@@ -261,6 +261,7 @@ class _Run:
                 stats.busy_cores,
                 stats.drafted_tokens,
                 stats.accepted_tokens,
+                stats.finish_reason,
             )
         )
         if stats.finish_reason == "cancelled" or self.control.cancelled():

@@ -16,6 +16,7 @@ from tui_agent.errors import LlamachatError
 from tui_agent.models.memory import format_bytes
 from tui_agent.store.export import export_json, export_markdown
 from tui_agent.store.sessions import SessionStore
+from tui_agent.store.traces import otlp_json, trace_tree
 
 
 def open_store(config: Config) -> SessionStore:
@@ -54,11 +55,24 @@ def list_history(args: argparse.Namespace) -> int:
 def show_history(args: argparse.Namespace) -> int:
     store = _store(args)
     session_id = store.resolve_id(args.id)
+    if args.trace:
+        return _show_trace(store, session_id, args.json)
     print(
         export_json(store, session_id) if args.json else export_markdown(store, session_id), end=""
     )
     # On stderr: the session's text on stdout stays what export writes.
     print(f"[note] {saved_state_note(session_id)}", file=sys.stderr)
+    return 0
+
+
+def _show_trace(store: SessionStore, session_id: str, as_json: bool) -> int:
+    turns = store.traces(session_id)
+    if as_json:
+        print(json.dumps(turns, ensure_ascii=False, indent=2))
+    elif not turns:
+        print(f"session {session_id} has no traced turns (turns are traced from this version on)")
+    else:
+        print("\n".join(trace_tree(turns)).rstrip())
     return 0
 
 
@@ -94,11 +108,14 @@ def search_history(args: argparse.Namespace) -> int:
 def export_history(args: argparse.Namespace) -> int:
     store = _store(args)
     session_id = store.resolve_id(args.id)
-    text = (
-        export_json(store, session_id)
-        if args.format == "json"
-        else export_markdown(store, session_id)
-    )
+    if args.format == "otlp-json":
+        session = store.get_session(session_id)
+        spans = otlp_json(session_id, session.model, store.traces(session_id))
+        text = json.dumps(spans, ensure_ascii=False, indent=2) + "\n"
+    elif args.format == "json":
+        text = export_json(store, session_id)
+    else:
+        text = export_markdown(store, session_id)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")

@@ -32,7 +32,8 @@ def serve(args: argparse.Namespace) -> int:
     from tui_agent.serve.desk import Desk
 
     store = None if args.no_save else open_store(config)
-    session = _session(config, args, store)
+    session = build_session(config, args.model, store, args.allow, args.deny)
+    session.system_prompt = args.system
     desk = Desk(session, settings.approval_timeout_sec)
     app = build_app(desk, Guard(token, settings.max_request_bytes))
     host, port = listening.getsockname()[:2]
@@ -107,14 +108,21 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _session(config: Config, args: argparse.Namespace, store: SessionStore | None) -> Session:
+def build_session(
+    config: Config,
+    model_spec: str | None,
+    store: SessionStore | None,
+    allow: list[str],
+    deny: list[str],
+) -> Session:
+    """The session `serve` runs: the configured model and tools, and a gate that can ask."""
+
     def tools() -> ToolStack:
         from tui_agent.tools.setup import build_tools  # on the tools' thread (see Session)
 
-        return build_tools(config, args.allow, args.deny)
+        return build_tools(config, allow, deny)
 
-    key = tools_key(config, args.allow, args.deny, only_unasked=False)
-    session = Session.from_config(config, args.model, store, tools, None, tools_key=key)
-    session.system_prompt = args.system
-    session.save = not args.no_save
+    key = tools_key(config, allow, deny, only_unasked=False)
+    session = Session.from_config(config, model_spec, store, tools, None, tools_key=key)
+    session.save = store is not None
     return session

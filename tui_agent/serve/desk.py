@@ -164,8 +164,8 @@ class Desk:
         session = request.session or ""
         conversation = None
         if request.session is None:
-            conversation = Conversation(system_prompt=request.system) if request.system else None
-            conversation = conversation or Conversation()
+            system = request.system or self.session.system_prompt  # serve --system
+            conversation = Conversation(system_prompt=system) if system else Conversation()
             conversation.messages = list(request.history)
             session = conversation.id
         else:

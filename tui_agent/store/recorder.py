@@ -27,6 +27,7 @@ from tui_agent.events import (
     TurnStatistics,
 )
 from tui_agent.store.sessions import SessionStore
+from tui_agent.store.traces import TurnTracer
 
 DRAFT_INTERVAL_SECONDS = 0.5
 
@@ -48,6 +49,7 @@ class SessionRecorder:
         self._draft_session = ""
         self._failure: sqlite3.Error | None = None  # the timer's, for the worker to report
         self._tool_results: dict[str, dict[str, Any]] = {}
+        self._tracer = TurnTracer()
 
     def close(self) -> None:
         """Save what the timer would have saved, and stop it (the worker is ending)."""
@@ -67,7 +69,10 @@ class SessionRecorder:
             return
         if isinstance(event, ToolResult):
             self._tool_results[event.call_id] = {"success": event.success, "denied": event.denied}
+        spans = self._tracer.observe(event)
         self.sync(conversation)
+        if spans is not None and self.store.exists(conversation.id):
+            self.store.add_record(conversation.id, "trace", {"spans": spans})
         if isinstance(event, PermissionResult):
             self.store.add_record(conversation.id, "permission", dataclasses.asdict(event))
         elif isinstance(event, TurnStatistics):

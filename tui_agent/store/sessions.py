@@ -297,6 +297,15 @@ class SessionStore:
             self._write("INSERT INTO entries_fts (rowid, text) VALUES (?, ?)", (entry_id, content))
         return entry_id
 
+    def traces(self, session_id: str) -> list[list[dict[str, Any]]]:
+        """The spans of each traced turn, oldest first (store/traces.py)."""
+        self._require(session_id)
+        rows = self._read(
+            "SELECT data FROM entries WHERE session_id = ? AND kind = 'trace' ORDER BY id",
+            (session_id,),
+        )
+        return [json.loads(row[0]).get("spans", []) for row in rows]
+
     def entries(self, session_id: str) -> list[Entry]:
         self._require(session_id)
         rows = self._read(
