@@ -14,8 +14,10 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.scripted import ScriptedBackend
-from tests.serve_harness import final, scripted_session, serving, stream, types
+from tests.serve_harness import final, scripted_session, stream, types
 from tests.ui.harness import make_config
+from tui_agent.agent.conversation import DEFAULT_SYSTEM_PROMPT
+from tui_agent.serve.server import server_thread as serving
 from tui_agent.store.sessions import SessionStore
 
 
@@ -59,11 +61,28 @@ def test_a_tool_that_runs_streams_in_order_and_is_saved(tmp_path: Path) -> None:
             json={"input": "And who?", "previous_response_id": response["id"]},
         ).json()
         assert again["session"] == response["session"]
+        # The same instructions may come with every request; others would rewrite the prompt.
+        kept = client.post(
+            f"{url}/v1/responses",
+            json={
+                "input": "Hi",
+                "session": again["session"],
+                "instructions": DEFAULT_SYSTEM_PROMPT,
+            },
+        )
+        assert kept.status_code == 200, kept.text
+        changed = client.post(
+            f"{url}/v1/responses",
+            json={"input": "Hi", "session": again["session"], "instructions": "Be terse."},
+        )
+        assert changed.status_code == 400 and changed.json()["error"]["param"] == "instructions"
         assert "Where does the keeper sleep?" in backend.prompts[-1]
     assert saved_roles(config.history.db_path, response["session"]) == [
         "user",
         "assistant",
         "tool",
+        "assistant",
+        "user",
         "assistant",
         "user",
         "assistant",

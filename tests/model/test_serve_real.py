@@ -16,9 +16,10 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import run_cli
-from tests.serve_harness import final, serving, stream, types
+from tests.serve_harness import final, stream, types
 from tui_agent.commands.serve_cmd import build_session
 from tui_agent.config import load_config
+from tui_agent.serve.server import server_thread as serving
 from tui_agent.store.sessions import SessionStore
 
 pytestmark = pytest.mark.model

@@ -113,7 +113,6 @@ BAD: list[tuple[Any, str | None, str]] = [
         "input",
         "only the new user message",
     ),
-    ({"input": "x", "instructions": "new rules", "session": "s"}, "instructions", "own earlier"),
     (
         {
             "input": [

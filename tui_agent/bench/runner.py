@@ -19,6 +19,7 @@ from tui_agent.bench import (
     history_bench,
     remote_bench,
     resume_bench,
+    serve_bench,
     ui_bench,
 )
 from tui_agent.bench.figures import Figure
@@ -136,6 +137,10 @@ def run(
             lambda: fresh(
                 lambda: drafting_bench.side_by_side(model, plan.draft_rounds, plan.draft_tokens)
             ),
+        ),
+        (
+            "serving over HTTP",
+            lambda: serve_bench.side_by_side(model, plan.repetitions, plan.tokens),
         ),
         ("UI streaming", lambda: ui_bench.streaming(model, plan.ui_rounds, plan.ui_tokens)),
         (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 from tui_agent.commands.history_cmd import open_store
 from tui_agent.config import Config, ServeConfig, load_config
 from tui_agent.errors import ConfigError
+from tui_agent.serve.server import bind
 from tui_agent.session import Session
 from tui_agent.store.sessions import SessionStore
 from tui_agent.tools.spec_cache import tools_key
@@ -24,7 +24,7 @@ def serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     settings = _settings(config.serve, args)
     token = _token(settings)
-    listening = _bind(settings.host, settings.port)
+    listening = bind(settings.host, settings.port)
 
     import uvicorn
 
@@ -88,24 +88,6 @@ def _token(settings: ServeConfig) -> str | None:
             "keep the default --host 127.0.0.1, or set --token-env VAR with a secret in $VAR",
         )
     return None
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before the model loads: a port in use is said at once."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}",
-            "pick another --port (0 takes any free one), or stop what uses it",
-        ) from exc
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 def build_session(

@@ -170,6 +170,7 @@ class Desk:
             session = conversation.id
         else:
             self._check_session(request.session)
+            self._check_instructions(request)
         turn = Turn(request, session, conversation)
         listener = self._listener(turn)
         first = listener.builder.created(queued=self._line.locked())
@@ -211,6 +212,24 @@ class Desk:
                     "input",
                     status=409,
                 )
+
+    def _check_instructions(self, request: TurnRequest) -> None:
+        """Clients that send their instructions with every request may go on doing so; other
+        instructions would rewrite the start of the prompt (and lose the model's cache of it)."""
+        if request.system is None or request.session is None:
+            return
+        live = self.session.conversation
+        if live is not None and live.id == request.session:
+            current = live.system_prompt
+        else:
+            assert self.session.store is not None  # _check_session found the session there
+            current = self.session.store.load_conversation(request.session).system_prompt
+        if request.system != current:
+            raise BadRequest(
+                "a continued session keeps the instructions it started with: send the same"
+                " instructions or none (or start a new session without previous_response_id)",
+                "instructions",
+            )
 
     def _listener(self, turn: Turn) -> _Listener:
         response_id = f"resp_{turn.session}_{next(self._serial)}{uuid.uuid4().hex[:6]}"

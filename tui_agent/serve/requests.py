@@ -83,11 +83,11 @@ def parse_turn_request(body: Any) -> TurnRequest:
     _input(body["input"], request)
     system = [text for text in (instructions, request.system) if text]
     request.system = "\n\n".join(system) if system else None
-    if request.session is not None and (request.history or request.system):
+    if request.session is not None and request.history:
         raise BadRequest(
-            "a continued session keeps its own earlier messages and instructions: send only the"
-            " new user message (or start a new session without previous_response_id)",
-            "input" if request.history else "instructions",
+            "a continued session keeps its own earlier messages: send only the new user message"
+            " (or start a new session without previous_response_id)",
+            "input",
         )
     return request
 
