@@ -19,14 +19,15 @@ from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, rate
 from tui_agent.bench.figures import Figure, spread
 from tui_agent.config import AgentConfig, Config
 from tui_agent.engine.resident import ResidentModel
-from tui_agent.events import Completed, TextDelta, TurnStatistics
+from tui_agent.events import Completed, EventSink, ModelLoaded, TextDelta, TurnStatistics
 from tui_agent.serve.server import server_thread
 from tui_agent.session import Session
 from tui_agent.tools.base import NoTools
 
 SECTION = "Serving over HTTP"
 _DELTA = 'data: {"type": "response.output_text.delta"'
-_COMPLETED = 'data: {"type": "response.completed"'
+# A reply cut at the token limit ends "incomplete", as the Responses API says.
+_ENDED = ('data: {"type": "response.completed"', 'data: {"type": "response.incomplete"')
 
 
 def side_by_side(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]:
@@ -64,7 +65,14 @@ def side_by_side(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]
 def _session(model: ResidentModel, settings: AgentConfig) -> Session:
     config = Config()
     config.agent = settings
-    session = Session(config, lambda spec: lambda sink: LlamaBackend(model), NoTools())
+
+    def load(sink: EventSink) -> LlamaBackend:
+        backend = LlamaBackend(model)
+        # As a real loader does: the server's /health turns ready on it.
+        sink(ModelLoaded(backend.name, "", 0.0, backend.n_ctx, ""))
+        return backend
+
+    session = Session(config, lambda spec: load, NoTools())
     session.save = False
     return session
 
@@ -111,7 +119,7 @@ def _served(model: ResidentModel, settings: AgentConfig) -> tuple[float, float]:
                 if line.startswith(_DELTA):
                     last = time.perf_counter()
                     first = first or last
-                elif line.startswith(_COMPLETED):
+                elif line.startswith(_ENDED):
                     generated = json.loads(line[6:])["response"]["usage"]["output_tokens"]
     return first - started, rate(first, last, generated)
 
