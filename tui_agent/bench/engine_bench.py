@@ -16,11 +16,11 @@ from typing import TypeVar
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation, Message
 from tui_agent.agent.loop import run_agent_loop
-from tui_agent.agent.worker import AgentWorker, NewSession, SendPrompt
+from tui_agent.agent.worker import AgentWorker, BackendFactory, NewSession, SendPrompt
 from tui_agent.bench.figures import Figure, spread
 from tui_agent.config import AgentConfig
 from tui_agent.engine.resident import ResidentModel, current_rss
-from tui_agent.events import Completed, Event, TurnStatistics
+from tui_agent.events import Completed, Event, EventSink, ModelLoaded, TurnStatistics
 from tui_agent.tools.base import CallContext, NoTools, ToolCall, ToolOutcome, ToolSpec
 
 _T = TypeVar("_T")
@@ -60,6 +60,17 @@ def in_fresh_thread(action: Callable[[], _T]) -> _T:
     if errors:
         raise errors[0]
     return result[0]
+
+
+def already_loaded(backend: ModelBackend) -> Callable[[str | None], BackendFactory]:
+    """A session's backend loader for a backend the bench holds: it says the model loaded, as a
+    real loader does (the app's status bar and the server's /health wait for that)."""
+
+    def load(sink: EventSink) -> ModelBackend:
+        sink(ModelLoaded(backend.name, "", 0.0, backend.n_ctx, ""))
+        return backend
+
+    return lambda spec: load
 
 
 def cold(model: ResidentModel) -> None:

@@ -15,11 +15,11 @@ import urllib.request
 from dataclasses import replace
 
 from tui_agent.agent.backend import LlamaBackend
-from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, rate
+from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, already_loaded, rate
 from tui_agent.bench.figures import Figure, spread
 from tui_agent.config import AgentConfig, Config
 from tui_agent.engine.resident import ResidentModel
-from tui_agent.events import Completed, EventSink, ModelLoaded, TextDelta, TurnStatistics
+from tui_agent.events import Completed, TextDelta, TurnStatistics
 from tui_agent.serve.server import server_thread
 from tui_agent.session import Session
 from tui_agent.tools.base import NoTools
@@ -65,14 +65,7 @@ def side_by_side(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]
 def _session(model: ResidentModel, settings: AgentConfig) -> Session:
     config = Config()
     config.agent = settings
-
-    def load(sink: EventSink) -> LlamaBackend:
-        backend = LlamaBackend(model)
-        # As a real loader does: the server's /health turns ready on it.
-        sink(ModelLoaded(backend.name, "", 0.0, backend.n_ctx, ""))
-        return backend
-
-    session = Session(config, lambda spec: load, NoTools())
+    session = Session(config, already_loaded(LlamaBackend(model)), NoTools())
     session.save = False
     return session
 

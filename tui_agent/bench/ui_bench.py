@@ -13,11 +13,17 @@ from typing import TYPE_CHECKING, TypeVar
 from tui_agent.agent.backend import LlamaBackend, ModelBackend
 from tui_agent.agent.conversation import Conversation
 from tui_agent.agent.loop import run_agent_loop
-from tui_agent.bench.engine_bench import GREEDY_AGENT, STORY, cold, in_fresh_thread
+from tui_agent.bench.engine_bench import (
+    GREEDY_AGENT,
+    STORY,
+    already_loaded,
+    cold,
+    in_fresh_thread,
+)
 from tui_agent.bench.figures import Figure, Spread, percentile, spread
 from tui_agent.config import Config
 from tui_agent.engine.resident import ResidentModel
-from tui_agent.events import Event, ModelLoaded, TurnStatistics
+from tui_agent.events import Event, TurnStatistics
 from tui_agent.tools.base import NoTools
 
 if TYPE_CHECKING:
@@ -86,16 +92,9 @@ def bench_app(backend: ModelBackend, tokens: int, app_class: type[AppT]) -> AppT
     config.agent = replace(GREEDY_AGENT, max_tokens_per_completion=tokens)
     config.ui.theme = "llamachat-dark"
 
-    def loader(spec: str | None):  # type: ignore[no-untyped-def]
-        def load(sink):  # type: ignore[no-untyped-def]
-            sink(ModelLoaded(backend.name, "", 0.0, backend.n_ctx, ""))
-            return backend
-
-        return load
-
     session = Session(
         config,
-        loader,
+        already_loaded(backend),
         NoTools(),
         None,
         initial=Conversation(system_prompt="You are a helpful assistant."),
