@@ -221,6 +221,8 @@ class Session:
     # Called on the worker thread when an event other than text arrives, so the app can show a
     # permission prompt or the end of a reply at once instead of at its next timer tick.
     wake: Callable[[], None] | None = None
+    # Whether streamed text wakes it too: `serve` sends each token as it comes.
+    wake_on_text: bool = False
     # Why the history could not be opened, when it could not (the chat then runs unsaved).
     history_problem: LlamachatError | None = None
     # Headless: nobody can answer a permission question, so a call that would ask is denied.
@@ -305,8 +307,10 @@ class Session:
 
     def _deliver(self, event: Event, into: queue.Queue[Event] | None = None) -> None:
         (into or self.events).put(event)
-        # Streamed text waits for the next timer tick: a wake-up per token would cost a drain each.
-        if self.wake is not None and not isinstance(event, TextDelta | ReasoningDelta):
+        # The app's text waits for its next timer tick: a wake-up per token would cost a drain each.
+        if self.wake is not None and (
+            self.wake_on_text or not isinstance(event, TextDelta | ReasoningDelta)
+        ):
             self.wake()
 
     @property

@@ -402,3 +402,6 @@ def test_only_events_other_than_text_wake_the_app() -> None:
     session._deliver(PermissionRequest("r1", "c1", "write_file", {}, "writes files", "write_file"))
     session._deliver(Completed("done"))
     assert len(wakes) == 3 and session.events.qsize() == 5
+    session.wake_on_text = True  # as `serve` sets it: each token goes out as it comes
+    session._deliver(TextDelta("d"))
+    assert len(wakes) == 4

@@ -35,9 +35,15 @@ def side_by_side(model: ResidentModel, rounds: int, tokens: int) -> list[Figure]
     local: list[tuple[float, float]] = []
     served: list[tuple[float, float]] = []
     _in_process(model, settings)  # the prompt's prefix into the cache, for both alike
-    for _ in range(rounds):
-        local.append(_in_process(model, settings))
-        served.append(_served(model, settings))
+    for round_ in range(rounds):
+        # Taking turns at going first: a machine that slows down (or warms up) over a round
+        # weighs on both alike.
+        if round_ % 2:
+            served.append(_served(model, settings))
+            local.append(_in_process(model, settings))
+        else:
+            local.append(_in_process(model, settings))
+            served.append(_served(model, settings))
     rates = [s[1] / loc[1] for s, loc in zip(served, local, strict=True)]
     delays = [(s[0] - loc[0]) * 1000 for s, loc in zip(served, local, strict=True)]
     rate_spread, delay_spread = spread(rates), spread(delays)

@@ -3,17 +3,17 @@
 The resident model generates one reply at a time, so a request's turn waits in line (FIFO)
 until the turn before it has finished. A turn may outlive its first HTTP response: a tool call
 that asks ends that response with an approval request, and the turn waits, holding the model,
-until a follow-up request answers (or the approval times out and the call is denied). Events
-come from the worker thread through a pump thread into this asyncio loop, where the turn that
-holds the model shows them to the response attached to it.
+until a follow-up request answers (or the approval times out and the call is denied). The
+worker wakes this asyncio loop when it has events (one wake-up for all that arrive before the
+loop gets to them); the loop shows them to the response of the turn that holds the model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
-import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -122,36 +122,39 @@ class Desk:
         self._paused: dict[str, Turn] = {}  # response id → the turn waiting for its answer
         self._serial = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing = threading.Event()
-        self._pump: threading.Thread | None = None
+        self._drain_due = False  # a drain of the worker's events is on the loop's list
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker (it loads the model now) and the pump that brings its events here."""
+        """Start the worker (it loads the model now); its events wake this loop."""
         self._loop = asyncio.get_running_loop()
+        self.session.wake = self._wake
+        self.session.wake_on_text = True
         self.session.start()
-        self._pump = threading.Thread(target=self._pump_events, name="llamachat-serve", daemon=True)
-        self._pump.start()
 
     def close(self) -> None:
-        self._closing.set()
         self.session.close()  # a turn waiting for an approval is cancelled, and saved as it is
-        if self._pump is not None:
-            self._pump.join(2)
 
-    def _pump_events(self) -> None:
+    def _wake(self) -> None:
+        """On the worker thread, after it queued an event. The flag is cleared before the drain
+        reads the queue, so an event queued meanwhile is read by it or wakes the loop again."""
+        if self._drain_due:
+            return
+        self._drain_due = True
         assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the server is gone
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_due = False
         events: queue.Queue[Event] = self.session.events
-        while not self._closing.is_set():
+        while True:
             try:
-                event = events.get(timeout=0.2)
+                event = events.get_nowait()
             except queue.Empty:
-                continue
-            try:
-                self._loop.call_soon_threadsafe(self._on_event, event)
-            except RuntimeError:  # the loop has closed: the server is gone
                 return
+            self._on_event(event)
 
     # --- requests ----------------------------------------------------------------------------
 
