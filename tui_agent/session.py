@@ -35,6 +35,7 @@ from tui_agent.agent.worker import (
     NewSession,
     ResumeSession,
     SendPrompt,
+    ToolChoice,
 )
 from tui_agent.config import AgentConfig, Config
 from tui_agent.engine.remote import RemoteServer
@@ -331,10 +332,12 @@ class Session:
         text: str,
         force_tools: list[str] | None = None,
         settings: AgentConfig | None = None,
+        tool_choice: ToolChoice = "auto",
     ) -> None:
         """Run a prompt; ``force_tools`` (names) makes the first model call a call of one;
-        ``settings`` replace the configured sampling and limits for this prompt."""
-        self._require().submit(SendPrompt(text, force_tools or [], settings))
+        ``settings`` replace the configured sampling and limits for this prompt; ``tool_choice``
+        "none" offers no tools, "required" forces a call of any."""
+        self._require().submit(SendPrompt(text, force_tools or [], settings, tool_choice))
 
     def cancel(self) -> None:
         self._require().cancel()

@@ -89,6 +89,41 @@ def test_a_tool_that_runs_streams_in_order_and_is_saved(tmp_path: Path) -> None:
     ]
 
 
+def test_tool_choice_none_and_required_and_an_unsaved_session(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    backend = ScriptedBackend(["No tools here.", call("read_file", path="notes.txt"), "Done."])
+    with (
+        serving(scripted_session(tmp_path, config, backend)) as url,
+        httpx.Client(timeout=30) as client,
+    ):
+        quiet = client.post(
+            f"{url}/v1/responses", json={"input": "Hi", "tool_choice": "none", "store": False}
+        ).json()
+        assert quiet["status"] == "completed" and quiet["tool_choice"] == "none"
+        assert quiet["store"] is False
+        assert backend.offered[-1] == [] and "read_file" not in backend.prompts[-1]
+        # Not kept: it cannot be continued, and nothing of it is in the history.
+        again = client.post(
+            f"{url}/v1/responses", json={"input": "More", "previous_response_id": quiet["id"]}
+        )
+        assert again.status_code == 404 and "store: false" in again.json()["error"]["message"]
+        forced = client.post(
+            f"{url}/v1/responses", json={"input": "Read it", "tool_choice": "required"}
+        ).json()
+        assert [i["type"] for i in forced["output"]] == [
+            "function_call",
+            "function_call_output",
+            "message",
+        ]
+        # The first call was held to a call of any of the tools, the next one was free.
+        assert len(backend.grammars[-2] or []) > 1 and backend.grammars[-1] is None
+    store = SessionStore(Path(config.history.db_path))
+    try:
+        assert not store.exists(quiet["session"]) and store.exists(forced["session"])
+    finally:
+        store.close()
+
+
 def test_a_call_that_asks_waits_for_approval_over_the_api(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     marker = tmp_path / "ws" / "approved.txt"

@@ -64,10 +64,27 @@ def test_an_approval_answer_needs_the_response_that_asked() -> None:
     assert caught.value.param == "previous_response_id"
 
 
-def test_a_tool_can_be_forced_by_name() -> None:
-    choice = {"type": "function", "name": "read_file"}
-    assert parse_turn_request({"input": "x", "tool_choice": choice}).force_tool == "read_file"
-    assert parse_turn_request({"input": "x", "tool_choice": "auto"}).force_tool is None
+def test_tool_choice_names_a_tool_any_tool_or_none() -> None:
+    def choice(value: Any) -> tuple[str, str | None]:
+        request = parse_turn_request({"input": "x", "tool_choice": value})
+        return request.tool_choice, request.force_tool
+
+    assert choice({"type": "function", "name": "read_file"}) == ("required", "read_file")
+    assert choice("auto") == choice(None) == ("auto", None)
+    assert choice("required") == ("required", None)
+    assert choice("none") == ("none", None)
+
+
+def test_store_false_starts_an_unsaved_session_that_cannot_be_continued() -> None:
+    assert parse_turn_request({"input": "x"}).store
+    assert not parse_turn_request({"input": "x", "store": False}).store
+    with pytest.raises(BadRequest) as caught:
+        parse_turn_request({"input": "x", "store": False, "previous_response_id": "resp_a_1"})
+    assert caught.value.param == "store"
+    answer = {"type": "mcp_approval_response", "approval_request_id": "r1", "approve": True}
+    # Answering an approval is not a new turn: it goes on with the one that asked.
+    unsaved = {"input": [answer], "store": False, "previous_response_id": "resp_a_1"}
+    assert parse_turn_request(unsaved).approvals
 
 
 BAD: list[tuple[Any, str | None, str]] = [
@@ -94,7 +111,9 @@ BAD: list[tuple[Any, str | None, str]] = [
     ({"input": "x", "temperature": True}, "temperature", "number"),
     ({"input": "x", "max_output_tokens": 0}, "max_output_tokens", "1 or more"),
     ({"input": "x", "tools": [{"type": "function", "name": "f"}]}, "tools", "its own tools"),
-    ({"input": "x", "tool_choice": "required"}, "tool_choice", "auto"),
+    ({"input": "x", "tool_choice": "any"}, "tool_choice", '"none", "required"'),
+    ({"input": "x", "tool_choice": {"type": "function"}}, "tool_choice", "auto"),
+    ({"input": "x", "store": "no"}, "store", "true or false"),
     (
         {"input": "x", "previous_response_id": "chatcmpl-1"},
         "previous_response_id",

@@ -56,6 +56,8 @@ class Conversation:
     # Summaries of compacted history, appended to the system prompt in order.
     summaries: list[str] = field(default_factory=list)
     tool_calls_made: int = 0
+    # False: never written to the history (a `serve` request with "store": false).
+    saved: bool = True
 
     def append(self, message: Message) -> None:
         self.messages.append(message)

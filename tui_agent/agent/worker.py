@@ -12,7 +12,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from tui_agent.agent.backend import LlamaBackend, ModelBackend, SavesState
 from tui_agent.agent.conversation import Conversation
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 IDLE_BEFORE_SAVING = 0.3
 
 
+ToolChoice = Literal["auto", "none", "required"]
+
+
 @dataclass(frozen=True)
 class SendPrompt:
     text: str
@@ -47,6 +50,9 @@ class SendPrompt:
     force_tools: list[str] = field(default_factory=list)
     # This prompt's sampling and limits, instead of the worker's (a request to `serve` sets them).
     settings: AgentConfig | None = None
+    # "none" offers the model no tools this prompt; "required" makes its first call a call of
+    # any of them (the Responses API's tool_choice).
+    tool_choice: ToolChoice = "auto"
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,7 @@ class AgentWorker:
 
     def _sink(self, event: Event) -> None:
         """Every event passes the recorder (on this thread) before it goes out."""
-        if self._recorder is not None:
+        if self._recorder is not None and self.conversation.saved:
             try:
                 self._recorder.observe(event, self.conversation)
             except Exception as exc:  # a full disk must not stop the chat; the user is told
@@ -260,17 +266,20 @@ class AgentWorker:
         assert self.backend is not None
         # Still due after a /new or a resume: the live cache holds the turn until a prompt
         # replaces it, and its state is named after the session of that turn.
-        self._state_due = self._state_due or isinstance(command, SendPrompt | Compact)
+        # A conversation that is not saved leaves no model state on disk either.
+        self._state_due = self._state_due or (
+            isinstance(command, SendPrompt | Compact) and self.conversation.saved
+        )
         if isinstance(command, SendPrompt):
             run_agent_loop(
                 self.backend,
                 self.conversation,
                 command.text,
-                self.tools,
+                NoTools() if command.tool_choice == "none" else self.tools,
                 command.settings or self.config,
                 self._sink,
                 self._control,
-                self._forced(command.force_tools),
+                self._forced(command.force_tools, command.tool_choice),
             )
         elif isinstance(command, Compact):
             compact_now(
@@ -285,8 +294,15 @@ class AgentWorker:
             self._track_session()
             self._resumed()
 
-    def _forced(self, names: list[str]) -> list[ToolSpec] | None:
+    def _forced(self, names: list[str], choice: ToolChoice) -> list[ToolSpec] | None:
         """The tools a prompt must call, from their names (checked once the tools are up)."""
+        if choice == "required" and not names:
+            if not (every := self.tools.specs()):
+                raise ConfigError(
+                    "a tool call was required (tool_choice), but this run offers no tools",
+                    "configure MCP servers or built-in tools (`llamachat tools list`)",
+                )
+            return every
         if not names:
             return None
         specs = {s.name: s for s in self.tools.specs()}

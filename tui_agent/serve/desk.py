@@ -170,6 +170,7 @@ class Desk:
             system = request.system or self.session.system_prompt  # serve --system
             conversation = Conversation(system_prompt=system) if system else Conversation()
             conversation.messages = list(request.history)
+            conversation.saved = request.store
             session = conversation.id
         else:
             self._check_session(request.session)
@@ -198,6 +199,13 @@ class Desk:
     def _check_session(self, session: str) -> None:
         live = self.session.conversation
         store = self.session.store
+        if live is not None and live.id == session and not live.saved:
+            raise BadRequest(
+                f"session {session} was made with store: false and is not kept: send the whole"
+                " conversation as input instead",
+                "previous_response_id",
+                status=404,
+            )
         known = (live is not None and live.id == session) or (
             store is not None and store.exists(session)
         )
@@ -261,7 +269,9 @@ class Desk:
                     self.session.adopt(store.load_conversation(turn.session))
                 request = turn.request
                 forced = [request.force_tool] if request.force_tool else None
-                self.session.send(request.prompt, forced, self._settings(request))
+                self.session.send(
+                    request.prompt, forced, self._settings(request), request.tool_choice
+                )
                 await turn.finished.wait()
             finally:
                 self._current, turn.running = None, False

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_agent.agent.conversation import Message
+from tui_agent.agent.worker import ToolChoice
 
 # A response id names the session it belongs to, so `previous_response_id` continues that
 # session even after the server restarted: resp_<session id>_<serial>.
@@ -55,6 +56,8 @@ class TurnRequest:
     top_p: float | None = None
     max_output_tokens: int | None = None
     force_tool: str | None = None  # tool_choice {"type": "function", "name": …}
+    tool_choice: ToolChoice = "auto"  # or "none", "required"
+    store: bool = True  # False: the session is not saved, and cannot be continued
 
 
 def session_of_response(response_id: str) -> str | None:
@@ -67,12 +70,13 @@ def parse_turn_request(body: Any) -> TurnRequest:
         raise BadRequest("the request body must be a JSON object")
     request = TurnRequest(
         stream=_flag(body, "stream"),
+        store=_flag(body, "store", default=True),
         temperature=_number(body, "temperature", 0.0, 5.0),
         top_p=_number(body, "top_p", 0.0, 1.0),
         max_output_tokens=_count(body, "max_output_tokens"),
     )
     _refuse_client_tools(body)
-    request.force_tool = _tool_choice(body.get("tool_choice"))
+    request.tool_choice, request.force_tool = _tool_choice(body.get("tool_choice"))
     _continuation(body, request)
     instructions = _optional_str(body, "instructions")
     if "input" not in body:
@@ -83,6 +87,12 @@ def parse_turn_request(body: Any) -> TurnRequest:
     _input(body["input"], request)
     system = [text for text in (instructions, request.system) if text]
     request.system = "\n\n".join(system) if system else None
+    if not request.store and request.session is not None and not request.approvals:
+        raise BadRequest(
+            "store: false starts a session that is not saved; a saved session records every"
+            " turn: leave store out to continue it, or send the whole conversation as input",
+            "store",
+        )
     if request.session is not None and request.history:
         raise BadRequest(
             "a continued session keeps its own earlier messages: send only the new user message"
@@ -214,17 +224,20 @@ def _refuse_client_tools(body: dict[str, Any]) -> None:
         )
 
 
-def _tool_choice(value: Any) -> str | None:
-    """A named tool the first model call must call; "auto" (or nothing) leaves it to the model."""
+def _tool_choice(value: Any) -> tuple[ToolChoice, str | None]:
+    """ "auto" (or nothing) leaves it to the model, "none" offers no tools, "required" makes the
+    first model call a call of any tool, {"type": "function", "name": …} a call of that one."""
     if value is None or value == "auto":
-        return None
+        return "auto", None
+    if value in ("none", "required"):
+        return value, None
     if isinstance(value, dict) and value.get("type") == "function":
         name = value.get("name")
         if isinstance(name, str) and name:
-            return name
+            return "required", name
     raise BadRequest(
-        'tool_choice must be "auto" or {"type": "function", "name": TOOL} (a tool of'
-        " `llamachat tools list`)",
+        'tool_choice must be "auto", "none", "required" or {"type": "function", "name": TOOL}'
+        " (a tool of `llamachat tools list`)",
         "tool_choice",
     )
 
@@ -235,10 +248,10 @@ def _prompt_text(text: str) -> str:
     return text
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
+def _flag(body: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = body.get(name, default)
     if value is None:
-        return False
+        return default
     if not isinstance(value, bool):
         raise BadRequest(f"{name} must be true or false", name)
     return value

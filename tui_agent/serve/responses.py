@@ -91,7 +91,8 @@ class ResponseBuilder:
             "top_p": self.request.top_p,
             "max_output_tokens": self.request.max_output_tokens,
             "parallel_tool_calls": False,
-            "tool_choice": "auto",
+            "tool_choice": self._tool_choice(),
+            "store": self.request.store,
             "tools": [],
             "text": {"format": {"type": "text"}},
             "truncation": "disabled",
@@ -99,6 +100,11 @@ class ResponseBuilder:
             # Not in OpenAI's API: the saved session this response belongs to.
             "session": self.session,
         }
+
+    def _tool_choice(self) -> Any:
+        if self.request.force_tool is not None:
+            return {"type": "function", "name": self.request.force_tool}
+        return self.request.tool_choice
 
     # --- stream events -------------------------------------------------------------------
 
