@@ -12,6 +12,7 @@ import difflib
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +33,11 @@ def _opt(
     lo: float | None = None,
     hi: float | None = None,
     choices: tuple[str, ...] = (),
+    url: bool = False,
 ) -> Any:
-    """A config field with its documentation, and its inclusive range (numbers) or choices."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices}
+    """A config field with its documentation, and its inclusive range (numbers), choices, or
+    whether it is an http(s) URL (or empty)."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices, "url": url}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -214,6 +217,22 @@ class ServeConfig:
 
 
 @dataclass
+class TracesConfig:
+    otlp_endpoint: str = _opt(
+        "",
+        "Send each turn's spans to this OpenTelemetry collector (OTLP over HTTP), e.g."
+        ' "http://localhost:4318/v1/traces". Empty: they stay in the history only. Headers come'
+        " from OTEL_EXPORTER_OTLP_TRACES_HEADERS or OTEL_EXPORTER_OTLP_HEADERS.",
+        url=True,
+    )
+    otlp_protocol: str = _opt(
+        "http/json",
+        "http/json, or http/protobuf (needs `pip install 'llamachat[otel]'`).",
+        choices=("http/json", "http/protobuf"),
+    )
+
+
+@dataclass
 class McpServerConfig:
     command: str = _opt("", "Program that starts a stdio server.")
     args: list[str] = _opt([], "Arguments for command.")
@@ -240,6 +259,7 @@ SECTIONS: dict[str, type] = {
     "permissions": PermissionsConfig,
     "history": HistoryConfig,
     "serve": ServeConfig,
+    "traces": TracesConfig,
 }
 MCP_SECTION = "mcp_servers"
 
@@ -253,6 +273,7 @@ class Config:
     permissions: PermissionsConfig = field(default_factory=PermissionsConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    traces: TracesConfig = field(default_factory=TracesConfig)
     mcp_servers: dict[str, McpServerConfig] = field(default_factory=dict)
     path: Path | None = None
 
@@ -412,6 +433,13 @@ def _check_value(f: dataclasses.Field[Any], value: Any, section: str, where: _Lo
             f"[{section}] {f.name}: {value} is out of range, expected {lo} to {hi}",
             str(f.metadata["doc"]),
         )
+    if f.metadata.get("url") and value and not _is_http_url(value):
+        raise where.error(
+            section,
+            f.name,
+            f"[{section}] {f.name}: {value!r} is not an http:// or https:// URL",
+            str(f.metadata["doc"]),
+        )
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise where.error(
@@ -421,6 +449,11 @@ def _check_value(f: dataclasses.Field[Any], value: Any, section: str, where: _Lo
             str(f.metadata["doc"]),
         )
     return float(value) if f.type == "float" else value
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urllib.parse.urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _has_type(type_name: Any, value: Any) -> bool:

@@ -66,6 +66,7 @@ from tui_agent.store.sessions import Entry as Entry
 from tui_agent.store.sessions import SearchHit as SearchHit
 from tui_agent.store.sessions import SessionStore as SessionStore
 from tui_agent.store.sessions import SessionSummary as SessionSummary
+from tui_agent.store.trace_export import OtlpExporter, exporter_from_config
 from tui_agent.tools.base import CallContext, ToolCall, ToolExecutor, ToolOutcome, ToolSpec
 from tui_agent.tools.spec_cache import load_specs, save_specs
 
@@ -231,6 +232,8 @@ class Session:
     system_prompt: str | None = None
     # Whether the conversation is recorded in the store (a resumed headless run may not be).
     save: bool = True
+    # Sends the spans of each saved turn to a collector ([traces] otlp_endpoint).
+    trace_exporter: OtlpExporter | None = None
 
     @classmethod
     def from_config(
@@ -262,7 +265,11 @@ class Session:
 
             return load
 
-        return cls(config, loader, tools, store, model_spec, initial=initial)
+        session = cls(config, loader, tools, store, model_spec, initial=initial)
+        session.trace_exporter = exporter_from_config(
+            config.traces, lambda problem: session._deliver(Notice(problem))
+        )
+        return session
 
     @property
     def model_label(self) -> str:
@@ -286,7 +293,7 @@ class Session:
 
     def _new_worker(self) -> AgentWorker:
         recorder = (
-            SessionRecorder(self.store, self.model_label, os.getcwd())
+            SessionRecorder(self.store, self.model_label, os.getcwd(), self.trace_exporter)
             if self.store and self.save
             else None
         )
@@ -401,6 +408,8 @@ class Session:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+        if self.trace_exporter is not None:  # the last turn's spans, if still on their way
+            self.trace_exporter.close()
         if self.tool_stack is not None:
             self.tool_stack.close()
         if isinstance(self.tools, DeferredTools):

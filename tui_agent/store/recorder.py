@@ -27,16 +27,24 @@ from tui_agent.events import (
     TurnStatistics,
 )
 from tui_agent.store.sessions import SessionStore
+from tui_agent.store.trace_export import OtlpExporter
 from tui_agent.store.traces import TurnTracer
 
 DRAFT_INTERVAL_SECONDS = 0.5
 
 
 class SessionRecorder:
-    def __init__(self, store: SessionStore, model: str = "", workspace: str = "") -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        model: str = "",
+        workspace: str = "",
+        exporter: OtlpExporter | None = None,
+    ) -> None:
         self.store = store
         self.model = model
         self.workspace = workspace
+        self.exporter = exporter  # sends each turn's spans on, when configured
         self._known: set[str] = set()
         self._draft_id: int | None = None
         self._draft_text = ""
@@ -73,6 +81,8 @@ class SessionRecorder:
         self.sync(conversation)
         if spans is not None and self.store.exists(conversation.id):
             self.store.add_record(conversation.id, "trace", {"spans": spans})
+            if self.exporter is not None:
+                self.exporter.export(conversation.id, self.model, spans)
         if isinstance(event, PermissionResult):
             self.store.add_record(conversation.id, "permission", dataclasses.asdict(event))
         elif isinstance(event, TurnStatistics):
