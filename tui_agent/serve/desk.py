@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import queue
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -89,7 +89,7 @@ class Reply:
     def response(self) -> ResponseBuilder:
         return self.listener.builder
 
-    async def events(self) -> AsyncIterator[Payload | None]:
+    async def events(self) -> AsyncGenerator[Payload | None, None]:
         """The stream events; None now and then while there is nothing to say. A client that
         stops reading (the generator is closed or cancelled) cancels the turn."""
         try:
