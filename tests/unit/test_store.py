@@ -266,6 +266,7 @@ def test_list_rename_delete_and_ids(db: Path) -> None:
         store.resolve_id("zzzz")
     store.rename(first, "Renamed")
     assert store.get_session(first).title == "Renamed"
+    assert store.system_prompt(first) == store.load_conversation(first).system_prompt
     store.delete_session(first)
     assert not store.exists(first) and store.search("first") == []
     assert (
@@ -276,6 +277,8 @@ def test_list_rename_delete_and_ids(db: Path) -> None:
     )
     with pytest.raises(SessionNotFoundError):
         store.delete_session(first)
+    with pytest.raises(SessionNotFoundError):
+        store.system_prompt(first)
 
 
 def test_retention_is_off_by_default_and_deletes_only_old_sessions(db: Path) -> None:

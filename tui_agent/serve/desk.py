@@ -234,7 +234,7 @@ class Desk:
             current = live.system_prompt
         else:
             assert self.session.store is not None  # _check_session found the session there
-            current = self.session.store.load_conversation(request.session).system_prompt
+            current = self.session.store.system_prompt(request.session)
         if request.system != current:
             raise BadRequest(
                 "a continued session keeps the instructions it started with: send the same"

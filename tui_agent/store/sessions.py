@@ -325,15 +325,19 @@ class SessionStore:
             for r in rows
         ]
 
-    def load_conversation(self, session_id: str) -> Conversation:
-        """The conversation as the model should continue it: the latest summary plus what was kept."""
-        session = self._read("SELECT id, system_prompt FROM sessions WHERE id = ?", (session_id,))
+    def system_prompt(self, session_id: str) -> str:
+        """The system prompt a session started with (without reading its messages)."""
+        session = self._read("SELECT system_prompt FROM sessions WHERE id = ?", (session_id,))
         if not session:
             raise SessionNotFoundError(
                 f"no session with id {session_id!r}", "list sessions with `llamachat history list`"
             )
+        return str(session[0]["system_prompt"])
+
+    def load_conversation(self, session_id: str) -> Conversation:
+        """The conversation as the model should continue it: the latest summary plus what was kept."""
+        conversation = Conversation(system_prompt=self.system_prompt(session_id), id=session_id)
         entries = self.entries(session_id)
-        conversation = Conversation(system_prompt=session[0]["system_prompt"], id=session_id)
         start = 0
         for entry in entries:
             if entry.kind == "compaction":
