@@ -4,8 +4,8 @@ Nothing leaves the machine unless ``[traces] otlp_endpoint`` names a collector; 
 variables set for other programs do not turn this on. The spans are those saved beside the
 session (store/traces.py). A thread of their own sends them, so a slow or absent collector never
 holds up a reply; what it could not send is logged and said once. ``http/json`` needs nothing
-more; ``http/protobuf`` (what MLflow's /v1/traces and some vendors take) needs the ``otel``
-extra (opentelemetry-proto). Headers (an API key, MLflow's x-mlflow-experiment-id) come from
+more (an MLflow 3.17 server's /v1/traces took it, as did protobuf); ``http/protobuf``, which
+some collectors require, needs the ``otel`` extra (opentelemetry-proto). Headers (an API key, MLflow's x-mlflow-experiment-id) come from
 OTEL_EXPORTER_OTLP_TRACES_HEADERS or OTEL_EXPORTER_OTLP_HEADERS, as OpenTelemetry's own
 exporters read them.
 """
