@@ -3,6 +3,7 @@ the real demo model: a saved MLflow model, MLflow's own scoring server, /invocat
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,7 +38,7 @@ def test_mlflow_models_serve_runs_the_agent(tmp_path: Path, isolated_dirs: Path)
         "MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri(),
     }
     commands = readme_block("To serve the agent with MLflow", "sh")
-    save, serve = [line for line in commands.splitlines() if line.strip()][:2]
+    save, serve, *asking = [line for line in commands.splitlines() if line.strip()]
     saved = subprocess.run(
         save, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
@@ -66,6 +67,14 @@ def test_mlflow_models_serve_runs_the_agent(tmp_path: Path, isolated_dirs: Path)
                 except httpx.TransportError:
                     pass
                 time.sleep(0.5)
+            curl = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", "\n".join(asking).replace("5000", str(port))],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert curl.returncode == 0, curl.stderr
+            assert json.loads(curl.stdout)["output"][-1]["type"] == "message"
             body = {"input": [{"role": "user", "content": "Say hello."}], "max_output_tokens": 24}
             first = client.post(f"{url}/invocations", json=body)
             assert first.status_code == 200, first.text

@@ -120,7 +120,8 @@ def test_the_readme_curl_examples_work_as_written(served: str, tmp_path: Path) -
     text = README.read_text()
     section = text[text.index("## Serving the agent over HTTP") :]
     section = section[: section.index("\n## ", 5)]
-    [block] = [b for b in re.findall(r"```sh\n(.*?)```", section, re.S) if "curl" in b]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    [block] = [b for b in blocks if "curl" in b and "127.0.0.1:8765" in b]  # not MLflow's
     port = served.rsplit(":", 1)[1]
     script = block.replace("127.0.0.1:8765", f"127.0.0.1:{port}")
     done = subprocess.run(
