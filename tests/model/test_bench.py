@@ -67,11 +67,16 @@ def test_bench_quick_table_and_json_from_one_run(tmp_path: Path) -> None:
     assert not [f for f in figures if f["value"] is None], "no section may fail or be skipped"
 
 
-def test_bench_only_names_the_sections_when_one_is_unknown() -> None:
+def test_bench_only_names_the_sections_when_one_is_unknown(tmp_path: Path) -> None:
     result = run_cli("bench", "--only", "drafting,warp speed", timeout=120)
     assert result.returncode == 1
     assert "no bench section named 'warp speed'" in result.stderr
     assert "drafting" in result.stderr.split("hint:")[1] and not result.stdout
+    # Said before any model loads: a model that is not there is never reached.
+    missing = tmp_path / "missing.gguf"
+    for model in (str(missing), "http://127.0.0.1:9/v1"):
+        result = run_cli("bench", "--model", model, "--only", "warp speed", timeout=120)
+        assert result.returncode == 1 and "no bench section named" in result.stderr, model
 
 
 def test_bench_on_a_server_runs_the_model_sections_there(cpp_server: str, tmp_path: Path) -> None:

@@ -95,12 +95,8 @@ def run(
     spec = model_spec or config.model.source or None
     if is_remote(spec):
         return _run_remote(config, str(spec), plan, progress, only)
-    _, path = resolve_spec(spec)
-    model = get_resident_model(path, config.model)
-    scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
-    shelf = model.state_cache.shelf if model.state_cache is not None else None
-    if shelf is not None:  # cold() clears them: never the user's own
-        shelf.root = scratch / "states"
+    # The steps name the model and the scratch folder made below: a misspelt --only is said
+    # before the model loads.
     # Generation runs on fresh threads only (see engine_bench.in_fresh_thread): the main thread
     # must never call into llama.cpp, or its OpenMP pool would slow every later measurement.
     fresh = engine_bench.in_fresh_thread
@@ -164,6 +160,13 @@ def run(
             lambda: history_bench.history(scratch, plan.history_sessions, 20, plan.startup_runs),
         ),
     ]
+    _check_names([label for label, _ in steps], only)
+    _, path = resolve_spec(spec)
+    model = get_resident_model(path, config.model)
+    scratch = Path(tempfile.mkdtemp(prefix="llamachat-bench-"))
+    shelf = model.state_cache.shelf if model.state_cache is not None else None
+    if shelf is not None:  # cold() clears them: never the user's own
+        shelf.root = scratch / "states"
     try:
         return _sections(steps, progress, only)
     finally:
@@ -176,16 +179,22 @@ def _run_remote(
     config: Config, url: str, plan: Plan, progress: Callable[[str], None], only: frozenset[str]
 ) -> list[Figure]:
     """The sections that measure a model: generation and prefix reuse, on the server."""
-    backend = remote_bench.connect(config, url)
     reps = max(plan.repetitions - 1, 1)
-    return _sections(
-        [
-            ("generation", lambda: remote_bench.remote_generation(backend, plan.repetitions, plan.tokens)),
-            ("prefix reuse", lambda: remote_bench.remote_prefix_reuse(backend, reps, plan.history_tokens)),
-        ],
-        progress,
-        only,
-    )  # fmt: skip
+    steps: list[tuple[str, Callable[[], list[Figure]]]] = [
+        ("generation", lambda: remote_bench.remote_generation(backend, plan.repetitions, plan.tokens)),
+        ("prefix reuse", lambda: remote_bench.remote_prefix_reuse(backend, reps, plan.history_tokens)),
+    ]  # fmt: skip
+    _check_names([label for label, _ in steps], only)
+    backend = remote_bench.connect(config, url)
+    return _sections(steps, progress, only)
+
+
+def _check_names(labels: list[str], only: frozenset[str]) -> None:
+    if unknown := sorted(only - set(labels)):
+        raise LlamachatError(
+            f"no bench section named {', '.join(map(repr, unknown))}",
+            f"--only takes a comma-separated list of: {', '.join(labels)}",
+        )
 
 
 def _sections(
@@ -193,12 +202,6 @@ def _sections(
     progress: Callable[[str], None],
     only: frozenset[str],
 ) -> list[Figure]:
-    labels = [label for label, _ in steps]
-    if unknown := sorted(only - set(labels)):
-        raise LlamachatError(
-            f"no bench section named {', '.join(map(repr, unknown))}",
-            f"--only takes a comma-separated list of: {', '.join(labels)}",
-        )
     figures: list[Figure] = []
     for label, step in steps:
         if only and label not in only:
