@@ -46,6 +46,7 @@ class Plan:
     draft_rounds: int
     draft_tokens: int
     serve_rounds: int
+    busy_rounds: int
 
 
 FULL = Plan(
@@ -64,23 +65,27 @@ FULL = Plan(
     draft_tokens=700,
     # A ratio of two noisy rates: one round of each measured 0.83–1.13 here.
     serve_rounds=12,
+    busy_rounds=5,
 )
+# Quick: every section runs, with the least that still gives each figure (a look at the shape
+# of the table; the test suite runs it).
 QUICK = Plan(
     repetitions=2,
     tokens=96,
-    ui_tokens=300,
-    ui_rounds=3,
+    ui_tokens=150,
+    ui_rounds=2,
     window_runs=1,
     # Enough windows for a figure even on a machine three times as fast as this one.
     window_tokens=1000,
     history_tokens=1500,
     sessions=20,
-    history_sessions=10_000,
+    history_sessions=1_000,
     startup_runs=2,
     resume_tokens=1500,
     draft_rounds=1,
     draft_tokens=400,
     serve_rounds=2,
+    busy_rounds=1,
 )
 
 
@@ -131,7 +136,7 @@ def run(
                 model, scratch, plan.startup_runs, plan.resume_tokens
             ),
         ),
-        ("busy CPU", lambda: busy_cpu.busy_cpu(model, plan.repetitions)),
+        ("busy CPU", lambda: busy_cpu.busy_cpu(model, plan.busy_rounds)),
         (
             "drafting",
             lambda: fresh(
